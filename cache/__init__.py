@@ -1,0 +1,1 @@
+"""Content-hash keys and the Redis LRU caches (rendered video)."""

@@ -1,0 +1,1 @@
+"""The HTTP coordinator: admission, job splitting, job store, event relay."""

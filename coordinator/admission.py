@@ -1,0 +1,106 @@
+"""Admission: checking a job request before anything is stored or published.
+
+Everything here is blocking (image and audio decoding) and is called through
+``asyncio.to_thread``. Each refusal is an ``ApiError`` with a code a client can
+act on.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from coordinator.errors import ApiError
+from workers.audio import decode_audio, is_silent
+from workers.errors import PermanentError
+from workers.payload import Mode
+from workers.settings import LimitSettings
+
+MODES: tuple[Mode, ...] = ("chat", "speak", "lipsync")
+_CHECK_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class CheckedAudio:
+    data: bytes
+    seconds: float
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ApiError(422, "bad_mode", f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    return mode
+
+
+def check_uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ApiError(422, f"bad_{what}", f"{what} must be a UUID, got {value[:60]!r}") from None
+
+
+def check_inputs(mode: Mode, has_audio: bool, text: str | None) -> None:
+    if mode == "chat" and has_audio == (text is not None):
+        raise ApiError(422, "bad_input", "chat mode takes either `audio` or `text`, exactly one of them")
+    if mode == "speak" and text is None:
+        raise ApiError(422, "text_required", "speak mode needs `text`")
+    if mode == "speak" and has_audio:
+        raise ApiError(422, "bad_input", "speak mode takes `text`, not `audio`")
+    if mode == "lipsync" and not has_audio:
+        raise ApiError(422, "audio_required", "lipsync mode needs `audio`")
+    if mode == "lipsync" and text is not None:
+        raise ApiError(422, "bad_input", "lipsync mode takes `audio`, not `text`")
+
+
+def check_text(text: str | None, limits: LimitSettings) -> str | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        raise ApiError(422, "empty_text", "`text` is empty")
+    if len(text) > limits.max_text_chars:
+        raise ApiError(422, "text_too_long",
+                       f"`text` has {len(text)} characters; the limit is {limits.max_text_chars}")
+    return text
+
+
+def check_image(data: bytes, limits: LimitSettings) -> str:
+    """Fully decode the portrait; returns the file extension to store it under."""
+    if not data:
+        raise ApiError(422, "bad_image", "the portrait file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > limits.max_image_pixels:
+                    raise ApiError(422, "image_too_large",
+                                   f"the portrait has {image.width}x{image.height} pixels; "
+                                   f"the limit is {limits.max_image_pixels} pixels")
+                fmt = (image.format or "").lower()
+                image.load()
+    except ApiError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise ApiError(415, "bad_image", "the portrait is not an image that can be decoded") from e
+    return {"jpeg": "jpg", "png": "png", "webp": "webp", "bmp": "bmp", "tiff": "tif"}.get(fmt, "img")
+
+
+def check_audio(data: bytes, limits: LimitSettings) -> CheckedAudio:
+    """Decode the uploaded audio once to refuse what no stage could use."""
+    if not data:
+        raise ApiError(422, "empty_audio", "the audio file is empty")
+    try:
+        samples = decode_audio(data, _CHECK_RATE, max_seconds=limits.max_audio_seconds)
+    except PermanentError as e:
+        status = 415 if e.code == "bad_audio" else 422
+        raise ApiError(status, e.code, e.message) from e
+    seconds = len(samples) / _CHECK_RATE
+    if is_silent(np.asarray(samples)):
+        raise ApiError(422, "no_speech", "the audio holds only silence")
+    return CheckedAudio(data, seconds)

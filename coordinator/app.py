@@ -1,0 +1,52 @@
+"""The FastAPI application of the coordinator (``uvicorn coordinator.app:create_app --factory``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from prometheus_client import make_asgi_app
+
+from coordinator.bodylimit import BodyLimitMiddleware
+from coordinator.errors import install_handlers
+from coordinator.routes import router
+from coordinator.runtime import Runtime
+from workers.settings import Settings, get_settings
+
+_PAGE = Path(__file__).parent / "static" / "index.html"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await asyncio.to_thread(Runtime.start, settings, asyncio.get_running_loop())
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(runtime.stop)
+
+    app = FastAPI(
+        title="talkfarm",
+        version="0.1.0",
+        description="Photo + question in; transcript, reply and a lip-synced talking-head video out.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(_PAGE.read_text(encoding="utf-8"))
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

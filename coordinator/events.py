@@ -1,0 +1,97 @@
+"""The coordinator's side of the worker events.
+
+A background thread consumes the durable events queue, persists each event in
+the job store (acknowledging only after the write) and wakes the SSE streams of
+that job on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+from typing import Any
+
+from kombu import Connection, Message
+from kombu.mixins import ConsumerMixin
+from pydantic import ValidationError
+
+from coordinator.store.repo import JobStore
+from workers.events import JobEvent, events_queue
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class JobWatchers:
+    """asyncio events that SSE streams wait on, one set per job; safe to poke from any thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def watch(self, job_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._waiters[job_id].add(event)
+        return event
+
+    def unwatch(self, job_id: str, event: asyncio.Event) -> None:
+        waiters = self._waiters.get(job_id)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[job_id]
+
+    def poke(self, job_id: str) -> None:
+        self._loop.call_soon_threadsafe(self._wake, job_id)
+
+    def _wake(self, job_id: str) -> None:
+        for event in self._waiters.get(job_id, ()):
+            event.set()
+
+
+class EventConsumer(ConsumerMixin):
+    def __init__(self, settings: Settings, store: JobStore, watchers: JobWatchers) -> None:
+        self.connection = Connection(settings.broker.url, connect_timeout=settings.broker.connect_timeout,
+                                     heartbeat=30)
+        self._queue = events_queue(settings)
+        self._store = store
+        self._watchers = watchers
+        self._thread: threading.Thread | None = None
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
+        return [Consumer(queues=[self._queue], callbacks=[self._on_message], accept=["json"],
+                         prefetch_count=50)]
+
+    def _on_message(self, body: Any, message: Message) -> None:
+        try:
+            event = JobEvent.model_validate(body)
+        except ValidationError as e:
+            log.error("dropping a malformed event: %s", e)
+            message.ack()
+            return
+        try:
+            known = self._store.apply_event(event)
+        except Exception:  # the store is down: keep the event in the broker and try again
+            log.exception("could not persist an event of job %s; requeueing", event.job_id)
+            self.should_stop_wait(1.0)
+            message.requeue()
+            return
+        message.ack()
+        if known:
+            self._watchers.poke(event.job_id)
+        else:
+            log.debug("event for a job this store does not know: %s", event.job_id)
+
+    def should_stop_wait(self, seconds: float) -> None:
+        threading.Event().wait(seconds)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="event-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.should_stop = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)

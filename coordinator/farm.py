@@ -1,0 +1,121 @@
+"""Running the whole farm on one machine, in the foreground (``talkfarm-admin farm``).
+
+Starts the coordinator, one worker per stage and Flower as child processes in
+their own process groups, prefixes their output, prints the URLs once the
+coordinator is ready, and on Ctrl-C (or SIGTERM) stops them all: SIGTERM first
+(Celery finishes the task in hand), SIGKILL after a grace period. If any child
+dies, the rest are stopped and the exit status is non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO
+
+import httpx
+
+from workers.payload import STAGES
+from workers.settings import Settings
+
+GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def farm_commands(settings: Settings, host: str, port: int, flower: bool,
+                  flower_port: int) -> dict[str, list[str]]:
+    py = sys.executable
+    commands = {
+        "coordinator": [py, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
+                        "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"],
+    }
+    for stage in STAGES:
+        commands[f"worker-{stage}"] = [py, "-m", "workers.launch", stage]
+    if flower:
+        commands["flower"] = [py, "-m", "celery", "-A", "workers.celery_app", "flower",
+                              f"--port={flower_port}", f"--address={host}",
+                              f"--broker_api={settings.broker.management_url}"]
+    return commands
+
+
+def _relay(name: str, stream: IO[bytes]) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(f"{name:>18} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def _stop(children: list[Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            os.killpg(child.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
+
+def _wait_ready(url: str, children: list[Child], timeout: float = 180.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.process.poll() is not None for c in children):
+            return False
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port: int) -> int:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLOWER_UNAUTHENTICATED_API": "true"}
+    children: list[Child] = []
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for name, command in farm_commands(settings, host, port, flower, flower_port).items():
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        children.append(Child(name, process))
+        assert process.stdout is not None
+        threading.Thread(target=_relay, args=(name, process.stdout), daemon=True).start()
+
+    status = 0
+    if _wait_ready(f"http://{host}:{port}/readyz", children):
+        print(f"\ntalkfarm is up:\n  API and page   http://{host}:{port}/\n"
+              f"  OpenAPI docs   http://{host}:{port}/docs\n  metrics        http://{host}:{port}/metrics")
+        if flower:
+            print(f"  Flower         http://{host}:{flower_port}/")
+        print("Press Ctrl-C to stop.\n", flush=True)
+    elif not stopping.is_set():
+        print("talkfarm: the coordinator did not become ready; stopping", file=sys.stderr)
+        stopping.set()
+        status = 1
+    while not stopping.wait(0.5):
+        dead = [c for c in children if c.process.poll() is not None]
+        if dead:
+            print(f"talkfarm: {dead[0].name} exited with {dead[0].process.returncode}; stopping",
+                  file=sys.stderr)
+            status = 1
+            break
+    print("talkfarm: stopping…", flush=True)
+    _stop(children)
+    return status

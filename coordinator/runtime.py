@@ -1,0 +1,74 @@
+"""What one coordinator process holds: settings, the stores, the cache and the event consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy import text
+
+from cache.video import VideoCache
+from coordinator.events import EventConsumer, JobWatchers
+from coordinator.jobs import JobService
+from coordinator.store import migrate
+from coordinator.store.repo import JobStore, make_engine
+from workers.artifacts import ArtifactStore
+from workers.celery_app import app as celery_app
+from workers.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: JobStore
+    artifacts: ArtifactStore
+    cache: VideoCache
+    jobs: JobService
+    watchers: JobWatchers
+    consumer: EventConsumer | None = field(default=None)
+
+    @classmethod
+    def start(cls, settings: Settings, loop: asyncio.AbstractEventLoop) -> "Runtime":
+        engine = make_engine(settings.db_url)
+        migrate.check(engine)
+        store = JobStore(engine)
+        artifacts = ArtifactStore(settings.artifact_dir)
+        cache = VideoCache(settings.redis.cache_url, settings.redis.results_url,
+                           settings.video_cache_ttl_seconds, settings.redis.socket_timeout)
+        watchers = JobWatchers(loop)
+        runtime = cls(settings, store, artifacts, cache, JobService(settings, store, artifacts, cache), watchers)
+        runtime.consumer = EventConsumer(settings, store, watchers)
+        runtime.consumer.start()
+        return runtime
+
+    def stop(self) -> None:
+        if self.consumer is not None:
+            self.consumer.stop()
+        self.store.engine.dispose()
+
+    def check_dependencies(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            with self.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            migrate.check(self.store.engine)
+            checks["database"] = "ok"
+        except Exception as e:
+            checks["database"] = f"error: {e}"
+        try:
+            with celery_app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=self.settings.broker.connect_timeout)
+            checks["broker"] = "ok"
+        except Exception as e:
+            checks["broker"] = f"error: {e}"
+        for name, url in (("redis_results", self.settings.redis.results_url),
+                          ("redis_cache", self.settings.redis.cache_url)):
+            try:
+                client = redis.Redis.from_url(url, socket_timeout=self.settings.redis.socket_timeout,
+                                              socket_connect_timeout=self.settings.redis.socket_timeout)
+                client.ping()
+                checks[name] = "ok"
+            except redis.RedisError as e:
+                checks[name] = f"error: {e}"
+        return checks

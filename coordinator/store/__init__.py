@@ -1,0 +1,1 @@
+"""The SQLAlchemy job store: sessions, jobs, stage runs, artifacts and events."""

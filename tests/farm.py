@@ -1,0 +1,194 @@
+"""A real farm for tests: RabbitMQ and Redis of the machine, a private LRU Redis for the
+video cache, SQLite in a temporary folder, and ``talkfarm-admin farm`` as a subprocess.
+
+Queues and exchanges get a unique prefix so that tests never touch another farm's
+messages; they are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+from kombu import Connection
+
+from workers.payload import STAGES
+from workers.settings import Settings
+
+BROKER_URL = os.environ.get("TALKFARM_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+RESULTS_URL = os.environ.get("TALKFARM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisInstance:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_lru_redis(maxmemory: str = "64mb") -> RedisInstance:
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--maxmemory", maxmemory, "--maxmemory-policy", "allkeys-lru"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return RedisInstance(port, process)
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+@dataclass
+class Farm:
+    url: str
+    settings: Settings
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self, timeout: float = 60.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def wait_job(self, job_id: str, timeout: float = 300.0) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                job = client.get(f"/v1/jobs/{job_id}").json()
+                if job["status"] in ("succeeded", "failed", "cancelled"):
+                    return job
+                time.sleep(0.25)
+        raise TimeoutError(f"job {job_id} did not finish in {timeout} s; farm log: {self.log_path}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def farm_env(tmp: Path, cache_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    prefix = f"test-{uuid.uuid4().hex[:8]}-"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TALKFARM_")}
+    env.update({
+        "TALKFARM_DATA_DIR": str(tmp / "data"),
+        "TALKFARM_QUEUE_PREFIX": prefix,
+        "TALKFARM_BROKER__URL": BROKER_URL,
+        "TALKFARM_REDIS__RESULTS_URL": RESULTS_URL,
+        "TALKFARM_REDIS__CACHE_URL": cache_url,
+        "PYTHONUNBUFFERED": "1",
+    })
+    if os.environ.get("TALKFARM_MODEL_DIR"):
+        env["TALKFARM_MODEL_DIR"] = os.environ["TALKFARM_MODEL_DIR"]
+    env.update(extra or {})
+    return env
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    old = dict(os.environ)
+    try:
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def start_farm(tmp: Path, cache_url: str, extra: dict[str, str] | None = None) -> Farm:
+    env = farm_env(tmp, cache_url, extra)
+    admin = [sys.executable, "-m", "coordinator.admin"]
+    subprocess.run(admin + ["db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    log_path = tmp / "farm.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(admin + ["farm", "--no-flower", "--port", str(port)], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    farm = Farm(f"http://127.0.0.1:{port}", settings_from(env), env, process, log_path)
+    wait_ready(farm)
+    return farm
+
+
+def wait_ready(farm: Farm, timeout: float = 240.0) -> None:
+    """Wait for the coordinator and for a consumer on every stage queue (models loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if farm.process.poll() is not None:
+            raise RuntimeError(f"the farm exited early:\n{farm.log()[-5000:]}")
+        if consumers_ready(farm.settings):
+            try:
+                if httpx.get(farm.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+    stop_farm(farm)
+    raise TimeoutError(f"the farm did not become ready:\n{farm.log()[-5000:]}")
+
+
+def consumers_ready(settings: Settings) -> bool:
+    with Connection(settings.broker.url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        try:
+            for stage in STAGES:
+                if channel.queue_declare(settings.queue_name(stage), passive=True).consumer_count < 1:
+                    return False
+        except Exception:
+            return False
+        finally:
+            try:
+                channel.close()
+            except Exception:
+                pass
+    # A consumer exists once the main process is up; models load in the child right after.
+    log = Path(settings.data_dir.parent / "farm.log").read_text(errors="replace")
+    return log.count(" ready.") >= len(STAGES)
+
+
+def stop_farm(farm: Farm) -> None:
+    if farm.process.poll() is None:
+        os.killpg(farm.process.pid, signal.SIGINT)
+        try:
+            farm.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(farm.process.pid, signal.SIGKILL)
+            farm.process.wait()
+    delete_broker_objects(farm.settings)
+
+
+def delete_broker_objects(settings: Settings) -> None:
+    with Connection(settings.broker.url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        for stage in STAGES:
+            channel.queue_delete(settings.queue_name(stage))
+        channel.queue_delete(settings.queue_name(settings.broker.events_queue))
+        channel.exchange_delete(settings.queue_name("talkfarm.stages"))
+        channel.exchange_delete(settings.queue_name(settings.broker.events_exchange))
+
+
+def farm_fixture(tmp: Path, extra: dict[str, str] | None = None) -> Iterator[Farm]:
+    redis = start_lru_redis()
+    farm = start_farm(tmp, redis.url, extra)
+    try:
+        yield farm
+    finally:
+        stop_farm(farm)
+        redis.process.terminate()
+        redis.process.wait()

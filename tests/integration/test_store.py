@@ -1,0 +1,92 @@
+"""The job store on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from coordinator.store import migrate
+from coordinator.store.models import ArtifactRow, JobRow
+from coordinator.store.repo import JobStore, make_engine
+from workers.events import JobEvent
+
+pytestmark = pytest.mark.integration
+
+PG_ADMIN_URL = os.environ.get("TALKFARM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+KEY = "b" * 64 + ".png"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+        yield JobStore(engine)
+        engine.dispose()
+        return
+    name = f"talkfarm_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield JobStore(engine)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_schema_is_created_by_the_command_not_by_accident(store):
+    with pytest.raises(migrate.SchemaError, match="talkfarm-admin db upgrade"):
+        migrate.check(store.engine)
+    assert migrate.upgrade(store.engine) == (0, migrate.CURRENT_VERSION)
+    assert migrate.upgrade(store.engine) == (migrate.CURRENT_VERSION, migrate.CURRENT_VERSION)
+    migrate.check(store.engine)
+
+
+def event(job_id: str, stage: str, kind: str, **data) -> JobEvent:
+    return JobEvent(job_id=job_id, session_id="s", stage=stage, kind=kind, seconds=0.5, data=data)
+
+
+def test_a_job_through_its_events(store):
+    migrate.upgrade(store.engine)
+    session_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    store.create_job(JobRow(id=job_id, session_id=session_id, mode="chat", portrait_key=KEY),
+                     ["asr", "llm", "tts", "animation"], [ArtifactRow(key=KEY, kind="portrait", size=3)])
+    assert store.get_job(job_id)[0].status == "queued"
+    for ev in [event(job_id, "asr", "started", attempt=1),
+               event(job_id, "asr", "finished", transcript="what is my name", language="en"),
+               event(job_id, "llm", "started"), event(job_id, "llm", "finished", reply="You are Bob."),
+               event(job_id, "tts", "finished", speech_seconds=1.25),
+               event(job_id, "animation", "finished", video_key="c" * 64 + ".mp4", video_seconds=1.24),
+               event(job_id, "animation", "completed")]:
+        assert store.apply_event(ev)
+    job, stages = store.get_job(job_id)
+    assert (job.status, job.transcript, job.reply, job.speech_seconds) == \
+        ("succeeded", "what is my name", "You are Bob.", 1.25)
+    assert [s.status for s in stages] == ["succeeded", "succeeded", "succeeded", "succeeded"]
+    assert store.history(session_id, 6) == [{"role": "user", "content": "what is my name"},
+                                            {"role": "assistant", "content": "You are Bob."}]
+    assert len(store.events_after(job_id, 0)) == 7
+
+
+def test_failure_skips_the_later_stages_and_sticks(store):
+    migrate.upgrade(store.engine)
+    job_id = str(uuid.uuid4())
+    store.create_job(JobRow(id=job_id, session_id=str(uuid.uuid4()), mode="speak", portrait_key=KEY),
+                     ["tts", "animation"], [])
+    store.apply_event(event(job_id, "tts", "failed", code="unknown_voice", message="no such voice"))
+    store.apply_event(event(job_id, "animation", "completed"))  # late or duplicated: ignored for status
+    job, stages = store.get_job(job_id)
+    assert (job.status, job.error_code) == ("failed", "unknown_voice")
+    assert [s.status for s in stages] == ["failed", "skipped"]
+
+
+def test_events_of_unknown_jobs_are_not_stored(store):
+    migrate.upgrade(store.engine)
+    assert not store.apply_event(event(str(uuid.uuid4()), "asr", "started"))
+    assert store.counts()["job_events"] == 0

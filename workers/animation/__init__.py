@@ -1,0 +1,1 @@
+"""Animation stage: portrait and speech in, talking-head MP4 out."""

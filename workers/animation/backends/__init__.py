@@ -1,0 +1,1 @@
+"""Backends of the animation stage, one file each; each registers itself on import."""

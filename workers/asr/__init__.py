@@ -1,0 +1,1 @@
+"""Speech recognition stage: audio in, transcript and language out."""

@@ -1,0 +1,1 @@
+"""Backends of the asr stage, one file each; each registers itself on import."""

@@ -1,0 +1,1 @@
+"""Reply stage: the conversation so far in, the reply text out."""

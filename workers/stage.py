@@ -1,0 +1,89 @@
+"""What every stage task does around its own work.
+
+``run_stage`` validates the payload, reports ``started``, runs the stage's work,
+reports ``finished`` (or ``failed`` with an error code), and hands on to the
+next stage of the plan, or reports ``completed`` after the last one. Transient
+errors are retried with exponential backoff and jitter; permanent ones end the
+job with their code and never take the worker down.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, Callable
+
+from billiard.exceptions import SoftTimeLimitExceeded
+from celery import Task
+from pydantic import ValidationError
+
+from workers.dispatch import publish_stage
+from workers.errors import PermanentError, StageError, StageTimeout, TransientError
+from workers.events import JobEvent, publish_event
+from workers.payload import JobPayload
+from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+StageWork = Callable[[JobPayload], tuple[JobPayload, dict[str, Any]]]
+
+
+def backoff_seconds(retries: int, base: float = 1.0, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter."""
+    return random.uniform(0, min(cap, base * 2**retries))
+
+
+def run_stage(task: Task, stage: str, raw: object, work: StageWork) -> dict[str, Any]:
+    """Run one stage of one job. Returns a small JSON result for the Celery result backend."""
+    settings = get_settings()
+    try:
+        payload = JobPayload.model_validate(raw)
+    except ValidationError as e:
+        # A message we cannot even read: nothing to report the failure to.
+        log.error("rejected malformed %s payload: %s", stage, e)
+        return {"status": "rejected", "code": "bad_payload"}
+
+    def emit(kind: str, seconds: float | None = None, **data: Any) -> None:
+        publish_event(
+            JobEvent(job_id=payload.job_id, session_id=payload.session_id, stage=stage,
+                     kind=kind, seconds=seconds, data=data),  # type: ignore[arg-type]
+            settings,
+        )
+
+    emit("started", attempt=task.request.retries + 1)
+    start = time.perf_counter()
+    try:
+        output, summary = work(payload)
+    except TransientError as e:
+        limit = settings.stage(stage).max_retries
+        if task.request.retries < limit:
+            emit("retrying", code=e.code, message=e.message)
+            raise task.retry(exc=e, countdown=backoff_seconds(task.request.retries), max_retries=limit)
+        return _fail(emit, stage, e, time.perf_counter() - start)
+    except SoftTimeLimitExceeded:
+        limit_s = settings.stage(stage).soft_seconds
+        return _fail(emit, stage, StageTimeout(f"{stage} took longer than {limit_s:g} s"),
+                     time.perf_counter() - start)
+    except StageError as e:
+        return _fail(emit, stage, e, time.perf_counter() - start)
+    except Exception as e:  # a bug, not the input: fail the job, keep the worker
+        log.exception("%s stage crashed on job %s", stage, payload.job_id)
+        error = PermanentError(f"internal error in the {stage} stage: {type(e).__name__}",
+                               code="internal_error")
+        return _fail(emit, stage, error, time.perf_counter() - start)
+
+    seconds = time.perf_counter() - start
+    emit("finished", seconds, **summary)
+    following = output.for_next_stage()
+    if following is None:
+        emit("completed", **summary)
+    else:
+        publish_stage(following, settings)
+    return {"status": "ok", "seconds": round(seconds, 3)}
+
+
+def _fail(emit: Callable[..., None], stage: str, error: StageError, seconds: float) -> dict[str, Any]:
+    log.warning("%s stage failed: %s (%s)", stage, error.message, error.code)
+    emit("failed", seconds, code=error.code, message=error.message)
+    return {"status": "failed", "code": error.code}

@@ -1,0 +1,1 @@
+"""Speech synthesis stage: text in, speech audio out."""
