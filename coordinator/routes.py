@@ -24,6 +24,10 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+def _base(request: Request) -> str:
+    return _runtime(request).settings.public_url or str(request.base_url).rstrip("/")
+
+
 def _suffix(upload: UploadFile) -> str:
     ext = Path(upload.filename or "").suffix.lower().lstrip(".")
     return ext if ext.isalnum() and 0 < len(ext) <= 8 else "bin"
@@ -63,7 +67,7 @@ async def submit_job(
                              text=clean_text, language=language or None, voice=voice or None)
     service: JobService = rt.jobs
     submitted = await asyncio.to_thread(service.submit, job_request)
-    base = rt.settings.public_url
+    base = _base(request)
     return JSONResponse(status_code=202, content={
         "job_id": submitted.job_id,
         "session_id": submitted.session_id,
@@ -84,7 +88,7 @@ async def _job_or_404(rt: Runtime, job_id: str) -> tuple[Any, Any]:
 async def get_job(request: Request, job_id: str) -> dict[str, Any]:
     rt = _runtime(request)
     job, stages = await _job_or_404(rt, job_id)
-    return job_view(job, stages, rt.settings.public_url)
+    return job_view(job, stages, _base(request))
 
 
 @router.get("/v1/jobs/{job_id}/events", summary="Server-sent events as the stages progress")
@@ -123,7 +127,7 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     return {
         "session_id": row.id,
         "created_at": row.created_at.isoformat() if row.created_at else None,
-        "turns": [turn_view(job, rt.settings.public_url) for job in jobs],
+        "turns": [turn_view(job, _base(request)) for job in jobs],
     }
 
 

@@ -23,6 +23,7 @@ def publish_stage(payload: JobPayload, settings: Settings) -> str:
         args=[payload.model_dump(mode="json")],
         task_id=task_id(payload.job_id, stage),
         queue=settings.queue_name(stage),
+        exchange=settings.queue_name("talkfarm.stages"),
         routing_key=stage,
         retry=True,
         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},

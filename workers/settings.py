@@ -69,9 +69,10 @@ class LLMSettings(StageLimits):
     temperature: float = 0.0
     top_p: float = 1.0
     history_turns: int = 6
+    # A persona ("you are the person in the photo") makes the 135M model role-play
+    # instead of answering; this plain prompt keeps its answers sensible.
     system_prompt: str = (
-        "You are a friendly assistant speaking as the person in a photo. "
-        "Answer in one to three short, plain sentences."
+        "You are a friendly, helpful assistant. Give short, direct answers in one to three sentences."
     )
     fallback_reply: str = "Sorry, I have no answer to that."
     torch_threads: int = 2
@@ -106,7 +107,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     model_dir: Path = Field(default_factory=_default_model_dir)
     database_url: str = ""
-    public_url: str = "http://127.0.0.1:8000"
+    # Base of the URLs in API answers; empty: the URL the request came in on.
+    public_url: str = ""
     # Prefix for every queue and exchange name, so that two farms can share a broker.
     queue_prefix: str = ""
 

@@ -1,0 +1,47 @@
+"""docker-compose.yml is valid and describes the whole farm (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(*files: str) -> dict:
+    args = ["docker-compose"]
+    for f in files:
+        args += ["-f", str(ROOT / f)]
+    subprocess.run(args + ["config", "-q"], check=True, cwd=ROOT)
+    out = subprocess.run(args + ["config"], check=True, cwd=ROOT, capture_output=True, text=True).stdout
+    loaded: dict = yaml.safe_load(out)
+    return loaded
+
+
+def test_compose_file_describes_the_farm():
+    services = config("docker-compose.yml")["services"]
+    assert set(services) == {"rabbitmq", "redis-cache", "redis", "postgres", "coordinator", "worker-asr",
+                             "worker-llm", "worker-tts", "worker-animation", "flower"}
+    assert "management" in services["rabbitmq"]["image"]
+    assert "allkeys-lru" in services["redis-cache"]["command"]
+    for name, service in services.items():
+        assert "healthcheck" in service or name == "flower", name
+    for stage in ("asr", "llm", "tts", "animation"):
+        worker = services[f"worker-{stage}"]
+        assert worker["build"]["args"]["EXTRAS"] == stage
+        assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert any(str(v).endswith(":/data:rw") or str(v).endswith(":/data") for v in worker["volumes"])
+    assert "--broker_api" in " ".join(services["flower"]["command"])
+
+
+def test_gpu_override_reserves_gpus():
+    services = config("docker-compose.yml", "docker-compose.gpu.yml")["services"]
+    for stage in ("asr", "llm", "animation"):
+        devices = services[f"worker-{stage}"]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["capabilities"] == ["gpu"]
+    assert services["worker-asr"]["environment"]["TALKFARM_ASR__DEVICE"] == "cuda"
+    assert services["worker-asr"]["environment"]["TALKFARM_BROKER__URL"].startswith("amqp://")
