@@ -51,7 +51,7 @@ python_env() {
 }
 
 bootstrap() {
-  apt_packages ffmpeg rabbitmq-server redis-server
+  apt_packages ffmpeg flite rabbitmq-server redis-server
   python_env
   say "preparing the embedded models (offline)"
   "$VENV/bin/talkfarm-admin" models prepare >/dev/null
