@@ -56,7 +56,8 @@ def submit(args: argparse.Namespace) -> int:
         job_id = body["job_id"]
         print(f"job {job_id} (session {body['session_id']})", file=sys.stderr)
         if body["status"] != "succeeded":
-            _follow(client, body["urls"]["events"])
+            stages = len(client.get(f"/v1/jobs/{job_id}").json()["stages"])
+            _follow(client, body["urls"]["events"], stages)
         job = client.get(f"/v1/jobs/{job_id}").json()
         if job["status"] != "succeeded":
             error = job.get("error") or {}
@@ -72,8 +73,8 @@ def submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(client: httpx.Client, events_url: str) -> None:
-    with client.stream("GET", events_url) as stream, tqdm(total=None, unit="stage", file=sys.stderr) as bar:
+def _follow(client: httpx.Client, events_url: str, stages: int) -> None:
+    with client.stream("GET", events_url) as stream, tqdm(total=stages, unit="stage", file=sys.stderr) as bar:
         for kind, data in _sse(stream):
             if kind == "done":
                 return
