@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
+
+if TYPE_CHECKING:
+    from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,11 @@ class VideoCache:
         self._stats = redis.Redis.from_url(stats_url, socket_timeout=socket_timeout,
                                            socket_connect_timeout=socket_timeout)
         self._ttl = ttl_seconds
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "VideoCache":
+        return cls(settings.redis.cache_url, settings.redis.results_url,
+                   settings.video_cache_ttl_seconds, settings.redis.socket_timeout)
 
     def get(self, key: str, count: bool = True) -> CachedVideo | None:
         try:

@@ -23,7 +23,7 @@ from coordinator.store.repo import JobStore
 from workers.artifacts import ArtifactStore
 from workers.celery_app import app as celery_app
 from workers.dispatch import publish_stage
-from workers.payload import JobPayload, Mode, Turn, plan_for
+from workers.payload import STAGES, JobPayload, Mode, Turn, plan_for
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Backlog:
             with celery_app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=self._settings.broker.connect_timeout)
                 channel = conn.default_channel
-                for queue in ("asr", "llm", "tts", "animation"):
+                for queue in STAGES:
                     name = self._settings.queue_name(queue)
                     try:
                         self._depth[queue] = channel.queue_declare(name, passive=True).message_count

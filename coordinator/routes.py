@@ -15,6 +15,7 @@ from coordinator.jobs import JobRequest, JobService
 from coordinator.runtime import Runtime
 from coordinator.sse import job_event_stream
 from coordinator.views import job_urls, job_view, turn_view
+from workers.payload import STAGES
 
 router = APIRouter()
 
@@ -136,7 +137,7 @@ async def stats(request: Request) -> dict[str, Any]:
     rt = _runtime(request)
     cache = await asyncio.to_thread(rt.cache.stats)
     depth = {}
-    for stage in ("asr", "llm", "tts", "animation"):
+    for stage in STAGES:
         depth[stage] = await asyncio.to_thread(rt.jobs.backlog.depth, stage)
     return {"video_cache": cache, "queue_depth": depth}
 

@@ -34,8 +34,7 @@ class Runtime:
         migrate.check(engine)
         store = JobStore(engine)
         artifacts = ArtifactStore(settings.artifact_dir)
-        cache = VideoCache(settings.redis.cache_url, settings.redis.results_url,
-                           settings.video_cache_ttl_seconds, settings.redis.socket_timeout)
+        cache = VideoCache.from_settings(settings)
         watchers = JobWatchers(loop)
         runtime = cls(settings, store, artifacts, cache, JobService(settings, store, artifacts, cache), watchers)
         runtime.consumer = EventConsumer(settings, store, watchers)

@@ -9,6 +9,7 @@ that a repeated request is answered without publishing any task.
 from __future__ import annotations
 
 from pathlib import Path
+from functools import lru_cache
 from typing import Any
 
 from celery import Task
@@ -28,9 +29,10 @@ from workers.stage import run_stage
 SPEECH_RATE = 24_000
 
 
-def video_cache(settings: Settings) -> VideoCache:
-    return VideoCache(settings.redis.cache_url, settings.redis.results_url,
-                      settings.video_cache_ttl_seconds, settings.redis.socket_timeout)
+@lru_cache(maxsize=1)
+def video_cache() -> VideoCache:
+    """One cache client (and connection pool) per worker process, not one per task."""
+    return VideoCache.from_settings(get_settings())
 
 
 def render_settings(settings: Settings) -> dict[str, Any]:
@@ -44,13 +46,13 @@ def _render(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
     if speech_key is None:
         raise PermanentError("the animation stage needs speech audio", code="bad_payload")
     backend = backend_for("animation")
-    cache = video_cache(settings)
+    cache = video_cache()
     key = render_key(job.portrait_key, speech_key, backend.name, backend.version, render_settings(settings))
 
     cached = cache.get(key)
     if cached is not None:
-        video = store.put_bytes(cached.video, "mp4")
-        meta = cached.meta
+        video_bytes, meta = cached.video, cached.meta
+        video = store.put_bytes(video_bytes, "mp4")
     else:
         audio = decode_audio(store.path(speech_key), SPEECH_RATE)
         with store.scratch_dir() as scratch:
@@ -62,11 +64,12 @@ def _render(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
             video = store.put_file(output, "mp4")
         meta = {"video_seconds": round(result.seconds, 3), "frames": result.frames,
                 "width": result.width, "height": result.height}
-        cache.put(key, store.read_bytes(video.key), meta)
+        video_bytes = store.read_bytes(video.key)
+        cache.put(key, video_bytes, meta)
 
     summary = {**meta, "video_key": video.key, "transcript": job.transcript, "reply": job.reply}
     if job.cache_key:
-        cache.put(job.cache_key, store.read_bytes(video.key), summary)
+        cache.put(job.cache_key, video_bytes, summary)
     return job.with_outputs(video_key=video.key), summary
 
 
