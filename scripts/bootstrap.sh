@@ -56,3 +56,8 @@ bootstrap() {
   say "preparing the embedded models (offline)"
   "$VENV/bin/talkfarm-admin" models prepare >/dev/null
 }
+
+# Run directly (not sourced): set everything up.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  bootstrap
+fi

@@ -38,6 +38,10 @@ class JobPayload(BaseModel):
     voice: str | None = None
     history: list[Turn] = Field(default_factory=list)
     cache_key: str | None = None
+    # Sentence streaming: the reply is cut into sentences, each rendered as its own segment.
+    stream: bool = False
+    segment: int | None = Field(default=None, ge=0)  # set on a segment's TTS and animation payloads
+    segment_text: str | None = None
 
     # Filled in by the stages.
     transcript: str | None = None

@@ -36,6 +36,7 @@ def recorded(monkeypatch):
     published: list[JobPayload] = []
     monkeypatch.setattr(stage_module, "publish_event", lambda event, settings: events.append(event))
     monkeypatch.setattr(stage_module, "publish_stage", lambda payload, settings: published.append(payload))
+    monkeypatch.setattr(stage_module, "is_cancelled", lambda job_id: False)
     return events, published
 
 
@@ -111,3 +112,40 @@ def test_plans_per_mode():
 
 def test_backoff_is_bounded():
     assert all(0 <= stage_module.backoff_seconds(n) <= 30 for n in range(20))
+
+
+def test_cancelled_job_is_skipped_without_events(recorded, monkeypatch):
+    events, published = recorded
+    monkeypatch.setattr(stage_module, "is_cancelled", lambda job_id: job_id == "j1")
+    ran: list[str] = []
+    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: (ran.append("x") or job, {}))
+    assert result == {"status": "cancelled"}
+    assert ran == [] and events == [] and published == []
+
+
+def test_work_that_hands_on_itself_publishes_nothing(recorded):
+    events, published = recorded
+    result = stage_module.run_stage(FakeTask(), "llm", payload(("llm", "tts", "animation")),
+                                    lambda job: (None, {"segments": 3}))
+    assert result["status"] == "ok"
+    assert [e.kind for e in events] == ["started", "finished"] and published == []
+    assert events[1].data == {"segments": 3}
+
+
+def test_segment_events_carry_the_segment_index(recorded):
+    events, _ = recorded
+    raw = JobPayload.model_validate({**payload(), "segment": 2, "segment_text": "Hi."}).model_dump()
+    stage_module.run_stage(FakeTask(), "tts", raw, lambda job: (job, {"x": 1}))
+    assert all(e.data["segment"] == 2 for e in events)
+
+
+def test_limits_of_another_stage_apply(recorded):
+    events, _ = recorded
+    task = FakeTask(retries=0)
+
+    def flaky(job):
+        raise TransientError("busy", code="busy")
+
+    with pytest.raises(Retry):
+        stage_module.run_stage(task, "assemble", payload(("animation",)), flaky, limits="animation")
+    assert task.retried_with["max_retries"] == stage_module.get_settings().animation.max_retries
