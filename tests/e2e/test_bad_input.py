@@ -106,3 +106,31 @@ def test_no_face_fails_in_the_worker_and_the_farm_goes_on(farm: Farm, portrait_b
         assert farm.wait_job(answer.json()["job_id"])["status"] == "succeeded"
     assert farm.process.poll() is None
     assert "exited with" not in farm.log()
+
+
+def test_speechless_audio_fails_in_the_asr_worker_and_the_farm_goes_on(farm: Farm, portrait_bytes, speak):
+    """Audio that is not silent (so admission takes it) but holds no speech: the ASR stage says no_speech."""
+    rng = np.random.default_rng(7)
+    speechless = {
+        "noise only": np.clip(0.3 * rng.standard_normal(3 * 16000), -1, 1),
+        "room hiss": 0.01 * rng.standard_normal(3 * 16000),
+    }
+    with farm.client() as client:
+        for name, samples in speechless.items():
+            files = {"portrait": ("p.png", portrait_bytes), "audio": ("q.wav", wav_of(samples, 16000))}
+            answer = client.post("/v1/jobs", data={"mode": "chat"}, files=files)
+            assert answer.status_code == 202, (name, answer.json())
+            job = farm.wait_job(answer.json()["job_id"])
+            assert job["status"] == "failed", name
+            assert job["error"]["code"] == "no_speech" and job["error"]["message"], (name, job["error"])
+            assert [s["status"] for s in job["stages"]] == ["failed", "skipped", "skipped", "skipped"], name
+            assert job["transcript"] is None and job["detected_language"] is None
+
+        # The ASR worker that refused them transcribes the next question.
+        answer = client.post("/v1/jobs", data={"mode": "chat"},
+                             files={"portrait": ("p.png", portrait_bytes), "audio": ("q.wav", speak("Are you awake?"))})
+        job = farm.wait_job(answer.json()["job_id"])
+        assert job["status"] == "succeeded", job["error"]
+        assert "awake" in job["transcript"].lower()
+    assert farm.process.poll() is None
+    assert "exited with" not in farm.log()

@@ -128,6 +128,19 @@ def test_forced_language_and_unknown_language(asr: ASRBackend, spoken: list[np.n
             (0.3 * np.sin(2 * np.pi * 100 * np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE)).astype(np.float32),
             id="hum",
         ),
+        pytest.param(
+            np.clip(0.3 * np.random.default_rng(1).standard_normal(3 * SAMPLE_RATE), -1, 1).astype(np.float32),
+            id="loud-white-noise",
+        ),
+        pytest.param(
+            (lambda walk: (0.5 * walk / np.abs(walk).max()).astype(np.float32))(
+                np.cumsum(np.random.default_rng(2).standard_normal(3 * SAMPLE_RATE))),
+            id="loud-brown-noise",
+        ),
+        pytest.param(
+            np.where(np.arange(3 * SAMPLE_RATE) % 4000 == 0, 0.9, 0.0).astype(np.float32),
+            id="clicks",
+        ),
     ],
 )
 def test_no_speech(asr: ASRBackend, audio: np.ndarray) -> None:

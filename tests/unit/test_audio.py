@@ -24,13 +24,19 @@ def chirp(rate: int, seconds: float, channels: int) -> np.ndarray:
     return np.repeat(tone[None, :], channels, axis=0).astype(np.float32)
 
 
-def encode(container: str, codec: str, rate: int, channels: int = 1, seconds: float = SECONDS) -> bytes:
-    """Encode a chirp with PyAV; the encoder converts the float frames to its own sample format."""
+def encode(container: str, codec: str, rate: int, channels: int = 1, seconds: float = SECONDS,
+           samples: np.ndarray | None = None, options: dict[str, str] | None = None) -> bytes:
+    """Encode ``samples`` (channels × n floats; a chirp by default) with PyAV.
+
+    The encoder converts the float frames to its own sample format. ``options``
+    go to the muxer: ``{"live": "1"}`` writes WebM as a browser's MediaRecorder
+    does (a stream of clusters with no duration and no cues).
+    """
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
+    with av.open(buffer, "w", format=container, options=options or {}) as out:
         stream = out.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
         assert isinstance(stream, av.audio.stream.AudioStream)
-        samples = chirp(rate, seconds, channels)
+        samples = chirp(rate, seconds, channels) if samples is None else samples
         for start in range(0, samples.shape[1], 1024):
             frame = av.AudioFrame.from_ndarray(
                 np.ascontiguousarray(samples[:, start:start + 1024]),
@@ -47,16 +53,24 @@ def encode(container: str, codec: str, rate: int, channels: int = 1, seconds: fl
 
 FORMATS = [
     pytest.param("wav", "pcm_u8", 8000, 1, id="wav-8bit-8k"),
+    pytest.param("wav", "pcm_u8", 11025, 2, id="wav-8bit-11k-stereo"),
     pytest.param("wav", "pcm_s16le", 44100, 2, id="wav-16bit-44k-stereo"),
     pytest.param("wav", "pcm_s16le", 8000, 1, id="wav-16bit-8k"),
+    pytest.param("wav", "pcm_s16le", 16000, 1, id="wav-16bit-16k"),
     pytest.param("wav", "pcm_s24le", 44100, 1, id="wav-24bit-44k"),
+    pytest.param("wav", "pcm_s24le", 48000, 2, id="wav-24bit-48k-stereo"),
     pytest.param("wav", "pcm_s32le", 44100, 2, id="wav-32bit-44k-stereo"),
+    pytest.param("wav", "pcm_s32le", 16000, 1, id="wav-32bit-16k"),
     pytest.param("wav", "pcm_f32le", 22050, 1, id="wav-float-22k"),
+    pytest.param("wav", "pcm_f32le", 96000, 2, id="wav-float-96k-stereo"),
     pytest.param("mp3", "libmp3lame", 44100, 2, id="mp3"),
+    pytest.param("mp3", "libmp3lame", 22050, 1, id="mp3-22k-mono"),
     pytest.param("ogg", "libopus", 48000, 1, id="ogg-opus"),
     pytest.param("webm", "libopus", 48000, 2, id="webm-opus"),
     pytest.param("ipod", "aac", 44100, 2, id="m4a-aac"),
+    pytest.param("ipod", "aac", 16000, 1, id="m4a-aac-16k-mono"),
     pytest.param("flac", "flac", 44100, 1, id="flac"),
+    pytest.param("flac", "flac", 96000, 2, id="flac-96k-stereo"),
 ]
 
 
@@ -69,8 +83,21 @@ def test_decodes_common_formats(
 
     assert samples.dtype == np.float32
     assert samples.ndim == 1
-    assert len(samples) / target_rate == pytest.approx(SECONDS, abs=0.05)
+    # AAC adds an encoder delay and pads the last frame: 1024-sample frames are 64 ms at 16 kHz.
+    tolerance = 2048 / rate if codec == "aac" else 0.05
+    assert len(samples) / target_rate == pytest.approx(SECONDS, abs=tolerance)
     # Channels are averaged, not summed: the half-scale chirp stays near half scale.
+    assert 0.3 < float(np.max(np.abs(samples))) < 0.75
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decodes_webm_opus_as_media_recorder_writes_it(channels: int) -> None:
+    data = encode("webm", "libopus", 48000, channels, options={"live": "1"})
+    assert data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a Matroska/WebM file
+
+    samples = decode_audio(data, 16000)
+
+    assert len(samples) / 16000 == pytest.approx(SECONDS, abs=0.05)
     assert 0.3 < float(np.max(np.abs(samples))) < 0.75
 
 

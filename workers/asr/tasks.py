@@ -1,13 +1,21 @@
-"""The ASR task: the job's audio artifact in, transcript and language out."""
+"""The ASR task: the job's audio artifact in, transcript and language out.
+
+Transcripts are cached by (audio artifact key, which is the upload's SHA-256;
+backend, model and decoding options; forced language) in the LRU cache Redis,
+so the same recording sent again skips decoding and Whisper.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from celery import Task
 
+from cache.results import ResultCache
 from workers.artifacts import ArtifactStore
-from workers.asr.base import SAMPLE_RATE
+from workers.asr.base import SAMPLE_RATE, ASRBackend, Transcription
 from workers.audio import decode_audio
 from workers.celery_app import TASK_NAMES, app
 from workers.errors import PermanentError
@@ -17,17 +25,44 @@ from workers.settings import get_settings
 from workers.stage import run_stage
 
 
+@lru_cache(maxsize=1)
+def result_cache() -> ResultCache | None:
+    """One cache client per worker process; None when ``asr.cache_ttl_seconds`` is 0."""
+    settings = get_settings()
+    ttl = settings.asr.cache_ttl_seconds
+    return ResultCache.from_settings(settings, "asr", ttl) if ttl > 0 else None
+
+
+def cached_transcription(backend: ASRBackend, cache: ResultCache | None, audio_key: str, audio_path: Path,
+                         language: str | None, max_seconds: float) -> tuple[Transcription, bool]:
+    """The transcript of the audio artifact ``audio_key`` (at ``audio_path``) and whether the cache had it."""
+    key = backend.result_key(audio_key, language)
+    entry = cache.get(key) if cache is not None else None
+    result = Transcription.from_dict(entry) if entry is not None else None
+    if result is not None:
+        return result, True
+    audio = decode_audio(audio_path, SAMPLE_RATE, max_seconds=max_seconds)
+    result = backend.transcribe(audio, language=language)
+    if cache is not None:
+        cache.put(key, result.to_dict())
+    return result, False
+
+
 def _transcribe(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
     if job.audio_key is None:
         raise PermanentError("the asr stage needs an audio artifact", code="bad_payload")
-    store = ArtifactStore(get_settings().artifact_dir)
-    audio = decode_audio(store.path(job.audio_key), SAMPLE_RATE)
-    result = backend_for("asr").transcribe(audio, language=job.language)
+    settings = get_settings()
+    store = ArtifactStore(settings.artifact_dir)
+    result, cached = cached_transcription(backend_for("asr"), result_cache(), job.audio_key,
+                                          store.path(job.audio_key), job.language,
+                                          settings.limits.max_audio_seconds)
     output = job.with_outputs(transcript=result.text, detected_language=result.language)
     return output, {
         "transcript": result.text,
         "language": result.language,
         "language_probability": round(result.language_probability, 3),
+        "voiced_seconds": round(result.speech_seconds, 3),
+        "cache_hit": cached,
     }
 
 
