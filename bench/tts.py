@@ -1,31 +1,36 @@
-"""Real-time factor and latency of the TTS backends (Piper and flite) on short, medium and long texts.
+"""Real-time factor and latency of the TTS backends on short, medium and long texts.
 
-    .venv/bin/python -m bench.tts [--runs 3]
+    .venv/bin/python -m bench.tts [--runs 3] [--backends piper,flite,coqui]
 
-For each backend and each text (about 2 s, 5 s and 15 s of speech) the backend
-is warmed up once, then timed ``--runs`` times; the table shows medians. The
+Backends: Piper and flite, and coqui when coqui-tts imports and
+``TALKFARM_TTS__COQUI__MODEL`` names a model folder. For each backend and each
+text (about 2 s, 5 s and 15 s of speech) the backend is warmed up once, then
+timed ``--runs`` times through the stage's whole pipeline (sentence splitting,
+synthesis per sentence, trimming, resampling to ``tts.sample_rate``, loudness
+normalisation, timings; no phrase cache); the table shows medians. The
 real-time factor is synthesis time / audio time (below 1: faster than real time).
 "First sentence" is the time to speak only the first sentence of the long text,
-what a streaming reply would wait before its first audio. Results are written
+what a streaming reply waits before its first audio. Results are written
 to bench/results/tts.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import re
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from workers.models import prepare_models
+from workers.sentences import split_sentences
 from workers.settings import Settings
 from workers.tts.base import TTSBackend
 from workers.tts.base import registry as tts_registry
 
-BACKENDS = ("piper", "flite")
+BACKENDS = ("piper", "flite", "coqui")
 # Texts that Piper's joe voice speaks in about 2, 5 and 15 seconds (flite speaks a little faster).
 TEXTS = {
     "2s": "Good morning, how are you doing today?",
@@ -41,7 +46,14 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def first_sentence(text: str) -> str:
-    return re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0]
+    return split_sentences(text)[0]
+
+
+def available(name: str, settings: Settings) -> bool:
+    """Piper and flite always; coqui when it imports and a model folder is configured."""
+    if name != "coqui":
+        return True
+    return importlib.util.find_spec("TTS") is not None and bool(settings.tts.coqui.model)
 
 
 def timed(backend: TTSBackend, text: str, runs: int) -> tuple[float, float]:
@@ -79,6 +91,7 @@ def bench_backend(name: str, settings: Settings, runs: int) -> list[dict[str, An
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"sample rate {Settings().tts.sample_rate} Hz; medians")
     print(f"{'backend':<8} {'text':<20} {'chars':>5} {'audio s':>8} {'latency s':>10} {'RTF':>7}")
     for row in rows:
         print(f"{row['backend']:<8} {row['text']:<20} {row['chars']:>5} {row['audio_s']:>8.2f} "
@@ -88,11 +101,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated backend names")
     args = parser.parse_args()
 
     settings = Settings()
     prepare_models(settings, ["tts"])
-    rows = [row for name in BACKENDS for row in bench_backend(name, settings, args.runs)]
+    names = [name for name in args.backends.split(",") if name]
+    skipped = [name for name in names if not available(name, settings)]
+    if skipped:
+        print(f"skipping {', '.join(skipped)}: coqui-tts does not import or TALKFARM_TTS__COQUI__MODEL is empty")
+    rows = [row for name in names if name not in skipped for row in bench_backend(name, settings, args.runs)]
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tts.json").write_text(json.dumps(

@@ -7,6 +7,7 @@ import stat
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workers.asr.base import SAMPLE_RATE, ASRBackend
@@ -81,7 +82,8 @@ def test_another_builtin_voice(flite: TTSBackend) -> None:
 
     assert other.sample_rate == default.sample_rate
     assert other.seconds > 0.3
-    assert len(other.samples) != len(default.samples)
+    # Speech is trimmed to 20 ms frames, so two voices may give the same length: compare the audio.
+    assert len(other.samples) != len(default.samples) or not np.allclose(other.samples, default.samples)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t"])

