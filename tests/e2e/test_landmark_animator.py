@@ -131,11 +131,31 @@ def test_area_away_from_the_face_is_unchanged(
         assert _diff(frame[outside], portrait.image[outside]) < 4.5
 
 
+def _lips_to_chin(marks: np.ndarray) -> tuple[slice, slice]:
+    """From the base of the nose down to the chin, between the jaw points beside the mouth: where closing
+    the photo's parted lips may change pixels (the lips' triangles reach the nose and the jaw line)."""
+    top = int(marks[31:36, 1].min()) - 2
+    bottom = int(np.ceil(marks[8, 1])) + 2
+    return slice(top, bottom), slice(int(marks[4, 0]) - 2, int(np.ceil(marks[12, 0])) + 3)
+
+
+def test_neutral_pose_closes_the_lips_and_nothing_else(portrait: PreparedPortrait) -> None:
+    rig = FaceRig(portrait)
+    still = rig.frame(0.0, 0.0, 0.0, np.zeros(2, np.float32)).copy()
+    pose = rig.pose(0.0, 0.0, 0.0, np.zeros(2, np.float32))
+    gaps = [float((pose[low] - pose[up]) @ rig.down) for up, low in ((61, 67), (62, 66), (63, 65))]
+    photo_gaps = [float(portrait.landmarks[low, 1] - portrait.landmarks[up, 1]) for up, low in ((61, 67), (62, 66))]
+    assert min(photo_gaps) > 4.0, "this photo's lips are parted"
+    assert max(abs(g) for g in gaps) < 1e-3, "the neutral pose must bring the inner lips together"
+    changed = np.any(still != portrait.image, axis=2)
+    allowed = np.zeros_like(changed)
+    allowed[_lips_to_chin(portrait.landmarks)] = True
+    assert changed.any() and not (changed & ~allowed).any()
+
+
 def test_rig_changes_only_its_region_pixel_for_pixel(portrait: PreparedPortrait) -> None:
     rig = FaceRig(portrait)
     x0, y0, x1, y1 = rig.roi
-    still = rig.frame(0.0, 0.0, 0.0, np.zeros(2, np.float32)).copy()
-    assert np.array_equal(still, portrait.image)
 
     talking = rig.frame(0.8, 0.3, 1.0, np.array([0.6, -0.3], np.float32)).copy()
     outside = np.ones(portrait.image.shape[:2], bool)
@@ -148,6 +168,25 @@ def test_rig_changes_only_its_region_pixel_for_pixel(portrait: PreparedPortrait)
     mouth_only = rig.frame(1.0, 0.0, 0.0, np.zeros(2, np.float32))
     eyes = int(np.ceil(portrait.landmarks[36:48, 1].max())) + 1
     assert np.array_equal(mouth_only[:eyes], portrait.image[:eyes])
+
+
+def test_no_seam_at_the_warp_boundary(portrait: PreparedPortrait) -> None:
+    rig = FaceRig(portrait)
+    x0, y0, x1, y1 = rig.roi
+    frame = rig.frame(1.0, 0.8, 1.0, np.array([0.5, -0.3], np.float32)).copy()
+    # The warp fades to nothing at the region's border: a band just inside it matches the photo,
+    # which continues unchanged outside.
+    band = np.zeros(portrait.image.shape[:2], bool)
+    band[y0:y1, x0:x1] = True
+    band[y0 + 3:y1 - 3, x0 + 3:x1 - 3] = False
+    assert _diff(frame[band], portrait.image[band]) < 0.5
+    # Inside, no edge appears that the photo does not have: the largest jump between neighbouring
+    # pixels in the warped region is no larger than the photo's own there.
+
+    def jumps(image: np.ndarray) -> float:
+        gray = image[y0:y1, x0:x1].astype(np.int16).mean(axis=2)
+        return float(max(np.abs(np.diff(gray, axis=0)).max(), np.abs(np.diff(gray, axis=1)).max()))
+    assert jumps(frame) <= jumps(portrait.image) + 10
 
 
 def test_photo_without_a_face_is_refused(animator: LandmarkAnimator, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from workers.registry import ModelLifecycle, Registry
 from workers.settings import Settings
 from workers.timing import backend_call
+from workers.tts.base import Timing
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,16 @@ class AnimationCapabilities:
 
 @dataclass(frozen=True)
 class RenderRequest:
-    portrait: bytes  # the image file as uploaded (any format OpenCV reads)
+    portrait: bytes  # the image file as uploaded (any format Pillow reads)
     audio: np.ndarray  # float32 mono speech in [-1, 1]
     sample_rate: int
     output: Path  # where the MP4 is written (a private scratch path)
-    text: str | None = None
+    text: str | None = None  # the words spoken, when known (not in lipsync mode)
+    # Phoneme or word timings of ``audio`` from the TTS stage (seconds from its start).
+    timings: tuple[Timing, ...] = ()
+    face_index: int = 0  # which face to animate, 0 the largest
+    # The portrait's artifact key: its content hash, which keys the preparation cache.
+    portrait_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,9 @@ class AnimationBackend(ModelLifecycle, ABC):
     def render(self, request: RenderRequest) -> RenderResult:
         """Render the talking-head MP4 (H.264 + AAC, faststart) to ``request.output``.
 
-        Raises ``PermanentError`` with code ``no_face`` (or ``bad_image``) for unusable portraits.
+        Raises ``PermanentError`` for unusable portraits: ``bad_image``, ``image_too_large``,
+        ``no_face`` (also for a ``face_index`` beyond the faces found), ``face_too_small``,
+        ``face_not_frontal``; and ``bad_audio`` for unusable speech.
         """
         self.load()
         with backend_call("animation", self.name):

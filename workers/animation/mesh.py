@@ -4,7 +4,8 @@ Each triangle of the moved mesh takes its pixels from the same triangle of the
 rest mesh through one affine map; neighbouring maps agree on their shared edge,
 so the warp has no seams. Triangles whose corners did not move are skipped and
 their pixels are copied unchanged, so only the moving part of an image costs
-anything and the rest stays identical pixel for pixel.
+anything and the rest stays identical pixel for pixel. A triangle squeezed flat
+is not drawn; its neighbours cover its edge.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 # Sub-pixel precision of triangle rasterisation (bits).
 _SHIFT = 4
 _MOVED_EPS = 1e-3  # pixels; smaller moves count as none
+_MIN_AREA = 0.05  # square pixels; flatter moved triangles are not drawn
 
 
 def delaunay(points: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -91,9 +93,14 @@ class TriangleMesh:
 
         index = np.full((y1 - y0, x1 - x0), len(which), np.int32)  # the identity, appended below
         scale = float(1 << _SHIFT)
-        for k, tri in enumerate(self.triangles[which]):
-            pts = np.round((moved[tri] - (x0, y0)) * scale).astype(np.int32)
-            cv2.fillConvexPoly(index, pts, k, lineType=cv2.LINE_8, shift=_SHIFT)
+        corners_moved = moved[self.triangles[which]]  # (k, 3, 2)
+        edges = corners_moved[:, 1:] - corners_moved[:, :1]
+        area = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0])
+        fixed_point = np.round((corners_moved - (x0, y0)) * scale).astype(np.int32)
+        for k in np.flatnonzero(area >= _MIN_AREA).tolist():
+            # A triangle squeezed flat (the inner mouth of closed lips) is left out: drawn as a
+            # line it would paint its source's pixels over the seam its neighbours share.
+            cv2.fillConvexPoly(index, fixed_point[k], k, lineType=cv2.LINE_8, shift=_SHIFT)
         affines = np.concatenate([self.inverse_affines(moved, which), _IDENTITY], axis=0)
         coeff = affines.reshape(-1, 6)[index]  # (h, w, 6)
         gx, gy = self._grid_x[y0:y1, x0:x1], self._grid_y[y0:y1, x0:x1]

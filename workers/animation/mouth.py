@@ -1,7 +1,9 @@
 """The inside of an opened mouth: a dark cavity, a hint of upper teeth, a soft edge.
 
 When the rig opens the jaw, the warp stretches the thin band between the lips
-(or the teeth already showing). The painter covers the inner-lip contour
+(or the teeth already showing). Where the rig closes lips that the photo shows apart, the painter draws the
+seam where they meet, a soft line a little darker than the lips that hides
+the photo's teeth along it. The painter covers the inner-lip contour
 (landmarks 60-67) with a cavity whose opacity grows with how far the lips are
 apart beyond the photo's own gap, so the mouth opens smoothly and never shows
 the stretched lip texture.
@@ -23,6 +25,10 @@ _DEFAULT_TEETH = np.array([188.0, 208.0, 226.0], np.float32)  # BGR, ivory
 # Cavity and tongue as fractions of the lip colour (BGR): dark, red-brown.
 _CAVITY = np.array([0.16, 0.15, 0.3], np.float32)
 _TONGUE = np.array([0.42, 0.4, 0.62], np.float32)
+# The seam of closed lips: a darker lip colour, its width a share of the mouth's.
+_SEAM = np.array([0.72, 0.7, 0.76], np.float32)
+_SEAM_WIDTH = 0.02
+_SEAM_OPACITY = 0.8
 # How much of the photo's own gap (from the upper lip down) counts as upper teeth.
 _OWN_TEETH_DEPTH = 0.7
 
@@ -44,10 +50,17 @@ class MouthPainter:
         self.rest = rest.astype(np.float32)
         self.source = patch  # the unwarped photo, for its own teeth
         self.own_teeth = self.rest_gap >= max(2.0, 0.05 * self.mouth_width)
+        # The rig closes lips that the photo shows apart; their seam is drawn as a soft dark line.
+        self.closes = self.rest_gap >= 1.0
+        self.seam = lips * _SEAM
+        self.seam_width = max(1.0, _SEAM_WIDTH * self.mouth_width)
+        self.seam_fade_px = max(1.5, 0.1 * self.mouth_width)
 
     def paint(self, patch: np.ndarray, points: np.ndarray) -> None:
-        """Draw the cavity inside the inner-lip contour of ``points`` onto ``patch`` in place."""
+        """Draw the lip seam or the cavity inside the inner-lip contour of ``points`` onto ``patch`` in place."""
         gap = self._gap(points)
+        if self.closes and gap < self.seam_fade_px:
+            self._paint_seam(patch, points, 1.0 - max(gap, 0.0) / self.seam_fade_px)
         strength = float(np.clip((gap - self.rest_gap) / self.ramp_px, 0.0, 1.0))
         if strength <= 0.01:
             return
@@ -79,6 +92,27 @@ class MouthPainter:
         alpha = (mask * strength)[..., None]
         region = patch[y0:y1, x0:x1].astype(np.float32)
         patch[y0:y1, x0:x1] = np.clip(region * (1.0 - alpha) + colour * alpha + 0.5, 0, 255).astype(np.uint8)
+
+    def _paint_seam(self, patch: np.ndarray, points: np.ndarray, opacity: float) -> None:
+        """A soft line where the closed lips meet, hiding the photo's teeth along it."""
+        line = np.array([points[60], *((points[up] + points[low]) * 0.5 for up, low in _GAP_PAIRS), points[64]],
+                        np.float32)
+        pad = int(np.ceil(self.seam_width + 3 * self.feather)) + 2
+        height, width = patch.shape[:2]
+        x0 = max(int(np.floor(line[:, 0].min())) - pad, 0)
+        y0 = max(int(np.floor(line[:, 1].min())) - pad, 0)
+        x1 = min(int(np.ceil(line[:, 0].max())) + pad + 1, width)
+        y1 = min(int(np.ceil(line[:, 1].max())) + pad + 1, height)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pts = np.round((line - (x0, y0)) * (1 << _SHIFT)).astype(np.int32)
+        thickness = max(1, int(round(self.seam_width)))
+        cv2.polylines(mask, [pts], False, 255, thickness=thickness, lineType=cv2.LINE_AA, shift=_SHIFT)
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.35 * self.feather).astype(np.float32)[..., None]
+        alpha *= opacity * _SEAM_OPACITY / 255.0
+        region = patch[y0:y1, x0:x1].astype(np.float32)
+        patch[y0:y1, x0:x1] = np.clip(region * (1.0 - alpha) + self.seam * alpha + 0.5, 0, 255).astype(np.uint8)
 
     def _gap(self, points: np.ndarray) -> float:
         """Mean distance between the inner lips along the face's down axis."""

@@ -1,14 +1,18 @@
-"""The embedded CPU animator: dlib landmarks, a loudness-driven jaw, blinks, OpenCV warping.
+"""The embedded CPU animator: dlib landmarks, viseme-driven mouth shapes, blinks, OpenCV warping.
 
 No lip-sync network ships in any package we can install, so this backend is
-classical: the speech's loudness envelope opens the jaw and lips, its brightness
-widens or rounds them, a piecewise-affine warp over the landmark mesh moves the
-face and a painted cavity fills the opened mouth. Eyes blink at random intervals
-and the head drifts by under a pixel. Output is deterministic for a given
-portrait and speech.
+classical. The portrait is prepared once (``PortraitPreparer``: decode at
+render size, faces, landmarks; cached by content). The mouth follows visemes
+from the TTS stage's phoneme timings, or from the text aligned to the audio,
+or the audio alone in lipsync mode (``workers.animation.visemes``); a
+piecewise-affine warp over the landmark mesh moves lips and jaw from a
+closed-lipped neutral pose, and a painted cavity fills the opened mouth.
+Eyes blink at random intervals and the head drifts by under a pixel. Frames
+are encoded as they are drawn. Output is deterministic for a given portrait,
+speech and text.
 
-OpenCV and dlib are imported in ``_load`` so that discovering the registry does
-not need the ``talkfarm[animation]`` extra.
+OpenCV, dlib and openfacefx are imported in ``_load`` and ``_render`` so that
+discovering the registry does not need the ``talkfarm[animation]`` extra.
 """
 
 from __future__ import annotations
@@ -30,21 +34,14 @@ from workers.animation.base import (
     registry,
 )
 from workers.animation.encoder import VideoWriter, as_mono, frame_count
-from workers.animation.motion import (
-    MouthOptions,
-    RigOptions,
-    blink_curve,
-    head_drift,
-    mouth_openness,
-    mouth_spread,
-    speech_features,
-)
+from workers.animation.motion import MouthOptions, RigOptions, blink_curve, head_drift, speech_features
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
 from workers.errors import ModelMissingError, PermanentError, TransientError
 from workers.settings import Settings
 
 if TYPE_CHECKING:
-    from workers.animation.portrait import FaceModels
+    from workers.animation.portrait_cache import PortraitPreparer
+    from workers.animation.visemes import VisemeOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +51,11 @@ class LandmarkOptions:
     """Knobs of the landmark animator; the defaults are what the farm ships."""
 
     mouth: MouthOptions = MouthOptions()
+    visemes: VisemeOptions | None = None  # None: ``VisemeOptions()``
     rig: RigOptions = RigOptions()
     head_motion_px: float = 0.5  # 0 keeps the head perfectly still
     blink_interval_s: tuple[float, float] = (2.0, 6.0)
-    blink_seconds: float = 0.15
+    blink_seconds: float = 0.2
     crf: int = 20
     preset: str = "veryfast"
     encoder_threads: int = 0  # 0 lets x264 choose
@@ -67,17 +65,17 @@ class LandmarkOptions:
 class LandmarkAnimator(AnimationBackend):
     """Talking head from one photo on the CPU: one face analysis, then a mesh warp per frame."""
 
-    version = "1"
+    version = "2"
     capabilities = AnimationCapabilities(batching=False, gpu=False)
 
     def __init__(self, settings: Settings, options: LandmarkOptions | None = None) -> None:
         super().__init__(settings)
         self.options = options or LandmarkOptions()
-        self._faces: FaceModels | None = None
+        self.preparer: PortraitPreparer | None = None
 
     def check(self) -> None:
         """Raise ``ModelMissingError`` when OpenCV, dlib or the landmark model cannot be found."""
-        for module in ("cv2", "dlib"):
+        for module in ("cv2", "dlib", "openfacefx", "PIL"):
             if importlib.util.find_spec(module) is None:
                 raise ModelMissingError(f"the landmark animator needs {module}; {INSTALL_HINT}")
         landmark_model_path(self.settings.model_dir)
@@ -85,23 +83,25 @@ class LandmarkAnimator(AnimationBackend):
     def _load(self) -> None:
         path = landmark_model_path(self.settings.model_dir)
         try:
-            from workers.animation.portrait import FaceModels
+            import workers.animation.visemes  # noqa: F401  (openfacefx, imported once here)
+            from workers.animation.faces import FaceModels
+            from workers.animation.portrait_cache import PortraitPreparer
         except ImportError as e:
             raise ModelMissingError(
-                f"the landmark animator needs OpenCV and dlib ({e}); {INSTALL_HINT}"
+                f"the landmark animator needs OpenCV, dlib, Pillow and openfacefx ({e}); {INSTALL_HINT}"
             ) from e
         started = time.perf_counter()
-        self._faces = FaceModels(path)
+        self.preparer = PortraitPreparer.from_settings(self.settings, FaceModels(path))
         log.info("loaded face models from %s in %.2f s", path, time.perf_counter() - started)
 
     def _unload(self) -> None:
-        self._faces = None
+        self.preparer = None
 
     def _render(self, request: RenderRequest) -> RenderResult:
         from workers.animation.face_rig import FaceRig
-        from workers.animation.portrait import prepare_portrait
+        from workers.animation.visemes import VisemeOptions, mouth_track
 
-        if self._faces is None:
+        if self.preparer is None:
             raise RuntimeError("the landmark animator is not loaded")
         if request.sample_rate <= 0:
             raise PermanentError(f"invalid sample rate {request.sample_rate}", code="bad_audio")
@@ -110,13 +110,13 @@ class LandmarkAnimator(AnimationBackend):
         except ValueError as e:
             raise PermanentError(f"the speech audio is unusable: {e}", code="bad_audio") from e
         fps = self.settings.animation.fps
-        portrait = prepare_portrait(request.portrait, self.settings.animation.max_side, self._faces)
+        portrait = self.preparer.prepare(request.portrait, request.face_index, request.portrait_key)
         frames = frame_count(len(audio), request.sample_rate, fps)
 
         options = self.options
         features = speech_features(audio, request.sample_rate, fps, frames)
-        openness = mouth_openness(features, fps, options.mouth)
-        spread = mouth_spread(features, openness, fps)
+        mouth = mouth_track(features, fps, request.timings, request.text, options.mouth,
+                            options.visemes or VisemeOptions())
         # Seeded by the inputs: the same portrait and speech always give the same video.
         rng = np.random.default_rng(zlib.crc32(request.portrait) ^ zlib.crc32(audio.tobytes()))
         blinks = blink_curve(frames, fps, rng, options.blink_interval_s, options.blink_seconds)
@@ -130,11 +130,13 @@ class LandmarkAnimator(AnimationBackend):
                 crf=options.crf, preset=options.preset, threads=options.encoder_threads,
             ) as writer:
                 for i in range(frames):
-                    writer.write(rig.frame(float(openness[i]), float(spread[i]), float(blinks[i]), drift[i]))
+                    writer.write(rig.frame(float(mouth.openness[i]), float(mouth.spread[i]), float(blinks[i]),
+                                           drift[i]))
         except OSError as e:
             # A full or failing scratch volume; another attempt (or worker) may succeed.
             raise TransientError(f"writing the video to {request.output} failed: {e}") from e
         elapsed = time.perf_counter() - started
-        log.info("rendered %d frames at %dx%d in %.2f s (%.1f fps)", frames, portrait.width,
-                 portrait.height, elapsed, frames / max(elapsed, 1e-9))
+        log.info("rendered %d frames at %dx%d (face %d of %d, mouth from %s) in %.2f s (%.1f fps)", frames,
+                 portrait.width, portrait.height, portrait.face_index + 1, portrait.face_count, mouth.source,
+                 elapsed, frames / max(elapsed, 1e-9))
         return RenderResult(frames=frames, width=portrait.width, height=portrait.height, seconds=frames / fps)

@@ -1,0 +1,175 @@
+"""Neural lip sync with a network of the Wav2Lip contract that the operator supplies (GPU when present).
+
+The speech becomes Wav2Lip's mel spectrogram and one 16-step window per video
+frame; the portrait's face (found by the shared portrait preparation) becomes a
+crop of the network's size; the network regenerates the crop's lower face, which
+is pasted back through a feathered mask and encoded with the speech (H.264 + AAC).
+
+All renders of a worker process share one ``FrameBatcher``: with Celery's
+``--pool threads`` several renders run at once and their frames are packed into
+common forward passes of ``animation.batch_size`` frames. The network file
+(TorchScript or ONNX, ``animation.wav2lip.model`` under the model folder) is
+checked before the worker forks and loaded, with one test forward pass, in
+``_load``; see ``workers.animation.wav2lip.runner``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from workers.animation.base import (
+    AnimationBackend,
+    AnimationCapabilities,
+    RenderRequest,
+    RenderResult,
+    registry,
+)
+from workers.animation.encoder import VideoWriter, as_mono, frame_count
+from workers.animation.prepare import INSTALL_HINT, landmark_model_path
+from workers.errors import ModelMissingError, PermanentError, TransientError
+from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.animation.portrait_cache import PortraitPreparer
+    from workers.animation.wav2lip.batcher import FrameBatcher
+    from workers.animation.wav2lip.face import CropOptions
+    from workers.animation.wav2lip.runner import LipSyncModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Wav2LipOptions:
+    """Knobs of the wav2lip renderer that are not deployment settings."""
+
+    crop: CropOptions | None = None  # None: ``CropOptions()``
+    chunk_timeout_s: float = 120.0  # the longest wait for one chunk of frames from the batcher
+    crf: int = 20
+    preset: str = "veryfast"
+    encoder_threads: int = 0  # 0 lets x264 choose
+
+
+@dataclass(frozen=True)
+class _Face:
+    """What the renderer needs of the prepared portrait: the scaled BGR image and its 68 landmarks."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+
+
+@registry.register("wav2lip")
+class Wav2LipAnimator(AnimationBackend):
+    """Talking head from one photo with a Wav2Lip network, frames of all renders batched together."""
+
+    version = "1"
+    capabilities = AnimationCapabilities(batching=True, gpu=True)
+
+    def __init__(self, settings: Settings, options: Wav2LipOptions | None = None) -> None:
+        super().__init__(settings)
+        self.options = options or Wav2LipOptions()
+        self._preparer: PortraitPreparer | None = None
+        self._model: LipSyncModel | None = None
+        self._batcher: FrameBatcher | None = None
+
+    @property
+    def model(self) -> LipSyncModel | None:
+        return self._model
+
+    @property
+    def batcher(self) -> FrameBatcher | None:
+        return self._batcher
+
+    def check(self) -> None:
+        """Raise ``ModelMissingError`` when the face models, the network file or its runtime is missing."""
+        from workers.animation.wav2lip.runner import check_model_file, resolve_model_path
+
+        for module in ("cv2", "dlib"):
+            if importlib.util.find_spec(module) is None:
+                raise ModelMissingError(f"the wav2lip animator needs {module}; {INSTALL_HINT}")
+        landmark_model_path(self.settings.model_dir)
+        check_model_file(resolve_model_path(self.settings.model_dir, self.settings.animation.wav2lip.model))
+
+    def _load(self) -> None:
+        try:
+            from workers.animation.faces import FaceModels
+            from workers.animation.portrait_cache import PortraitPreparer
+            from workers.animation.wav2lip.batcher import FrameBatcher
+            from workers.animation.wav2lip.runner import open_model, resolve_model_path
+        except ImportError as e:
+            raise ModelMissingError(f"the wav2lip animator needs OpenCV and dlib ({e}); {INSTALL_HINT}") from e
+        animation = self.settings.animation
+        config = animation.wav2lip
+        path = resolve_model_path(self.settings.model_dir, config.model)
+        started = time.perf_counter()
+        faces = FaceModels(landmark_model_path(self.settings.model_dir))
+        preparer = PortraitPreparer.from_settings(self.settings, faces)
+        model = open_model(path, config.device, config.face_size, config.half, config.onnx_threads)
+        self._preparer, self._model = preparer, model
+        self._batcher = FrameBatcher(model.infer, animation.batch_size, config.max_wait_ms / 1000.0)
+        log.info("wav2lip ready in %.2f s: %s on %s, batches of %d", time.perf_counter() - started, path.name,
+                 model.device, animation.batch_size)
+
+    def _unload(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._model is not None:
+            self._model.close()
+        self._preparer = self._model = self._batcher = None
+
+    def _prepare(self, request: RenderRequest) -> _Face:
+        """The one coupling to the shared, cached portrait preparation (decode, scale, face, landmarks)."""
+        assert self._preparer is not None
+        portrait = self._preparer.prepare(request.portrait, request.face_index, request.portrait_key)
+        return _Face(image=portrait.image, landmarks=portrait.landmarks)
+
+    def _render(self, request: RenderRequest) -> RenderResult:
+        from workers.animation.wav2lip.face import CropOptions, crop_box
+        from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
+        from workers.animation.wav2lip.pipeline import lip_sync_frames
+        from workers.audio import resample
+
+        if self._model is None or self._batcher is None:
+            raise RuntimeError("the wav2lip animator is not loaded")
+        if request.sample_rate <= 0:
+            raise PermanentError(f"invalid sample rate {request.sample_rate}", code="bad_audio")
+        try:
+            audio = as_mono(request.audio)
+        except ValueError as e:
+            raise PermanentError(f"the speech audio is unusable: {e}", code="bad_audio") from e
+        animation = self.settings.animation
+        fps = animation.fps
+        face = self._prepare(request)
+        crop = self.options.crop or CropOptions()
+        try:
+            box = crop_box(face.landmarks, face.image.shape, crop)
+        except ValueError as e:
+            raise PermanentError(f"the face is too small to animate: {e}", code="face_too_small") from e
+        frames = frame_count(len(audio), request.sample_rate, fps)
+        windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
+        height, width = face.image.shape[:2]
+
+        started = time.perf_counter()
+        try:
+            with VideoWriter(
+                request.output, width, height, fps, audio, request.sample_rate,
+                crf=self.options.crf, preset=self.options.preset, threads=self.options.encoder_threads,
+            ) as writer:
+                for frame in lip_sync_frames(
+                    face.image, box, windows, self._batcher, self._model.face_size,
+                    chunk=animation.batch_size, depth=animation.wav2lip.in_flight, options=crop,
+                    timeout=self.options.chunk_timeout_s,
+                ):
+                    writer.write(frame)
+        except OSError as e:
+            # A full or failing scratch volume; another attempt (or worker) may succeed.
+            raise TransientError(f"writing the video to {request.output} failed: {e}") from e
+        elapsed = time.perf_counter() - started
+        log.info("rendered %d frames at %dx%d in %.2f s (%.1f fps)", frames, width, height, elapsed,
+                 frames / max(elapsed, 1e-9))
+        return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)

@@ -1,0 +1,126 @@
+"""Wav2Lip's mel spectrogram and its 16-step windows per video frame, in numpy alone.
+
+The numbers are Wav2Lip's ``hparams.py``: 16 kHz audio, pre-emphasis 0.97, a centred
+STFT (n_fft 800, hop 200, Hann window 800, reflect padding as librosa 0.7 did), 80
+Slaney mel bands between 55 and 7600 Hz (librosa's default filter bank), amplitude to
+dB with a floor of -100 dB, minus the reference level of 20 dB, then scaled
+symmetrically to [-4, 4] and clipped. That gives 80 mel frames per second; video
+frame ``i`` at ``fps`` takes the 16 frames starting at ``int(i * 80 / fps)`` (the last
+windows are moved left to stay inside the spectrogram, as Wav2Lip's inference does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MelParams:
+    """Wav2Lip's audio hyperparameters; networks trained on them expect exactly these."""
+
+    sample_rate: int = 16_000
+    n_fft: int = 800
+    hop: int = 200
+    win: int = 800
+    n_mels: int = 80
+    fmin: float = 55.0
+    fmax: float = 7600.0
+    preemphasis: float = 0.97
+    ref_level_db: float = 20.0
+    min_level_db: float = -100.0
+    max_abs_value: float = 4.0
+    window_steps: int = 16  # mel frames per network input
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop
+
+
+WAV2LIP = MelParams()
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_part = hz >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    hz = mel * (200.0 / 3)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), hz)
+
+
+@lru_cache(maxsize=4)
+def mel_basis(params: MelParams = WAV2LIP) -> np.ndarray:
+    """The ``(n_mels, n_fft // 2 + 1)`` Slaney-normalised triangular filter bank."""
+    if params.fmax > params.sample_rate / 2:
+        raise ValueError(f"fmax {params.fmax} is above the Nyquist frequency of {params.sample_rate} Hz")
+    fft_freqs = np.linspace(0.0, params.sample_rate / 2, params.n_fft // 2 + 1)
+    mel_points = np.linspace(_hz_to_mel(np.array(params.fmin)), _hz_to_mel(np.array(params.fmax)), params.n_mels + 2)
+    hz_points = _mel_to_hz(mel_points)
+    spacing = np.diff(hz_points)
+    ramps = hz_points[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / spacing[:-1, None]
+    upper = ramps[2:] / spacing[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_points[2:] - hz_points[:-2]))[:, None]  # equal area per band
+    basis: np.ndarray = weights.astype(np.float32)
+    basis.setflags(write=False)
+    return basis
+
+
+def _stft_magnitude(samples: np.ndarray, params: MelParams) -> np.ndarray:
+    """|STFT| as ``(n_fft // 2 + 1, frames)``, centred, with a periodic Hann window."""
+    pad = params.n_fft // 2
+    mode = "reflect" if len(samples) > pad else "constant"
+    padded = np.pad(samples, pad, mode=mode)  # type: ignore[call-overload]
+    if len(padded) < params.n_fft:
+        padded = np.pad(padded, (0, params.n_fft - len(padded)))
+    frames = 1 + (len(padded) - params.n_fft) // params.hop
+    window = np.zeros(params.n_fft, dtype=np.float64)
+    offset = (params.n_fft - params.win) // 2
+    window[offset:offset + params.win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(params.win) / params.win)
+    index = np.arange(params.n_fft)[None, :] + params.hop * np.arange(frames)[:, None]
+    spectrum = np.fft.rfft(padded[index] * window, axis=1)
+    magnitude: np.ndarray = np.abs(spectrum).T
+    return magnitude
+
+
+def melspectrogram(samples: np.ndarray, params: MelParams = WAV2LIP) -> np.ndarray:
+    """Wav2Lip's normalised mel spectrogram of mono audio at ``params.sample_rate``.
+
+    Returns float32 ``(n_mels, 1 + len(samples) // hop)`` in ``[-max_abs_value, max_abs_value]``.
+    """
+    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        x = np.zeros(1)
+    emphasised = np.concatenate([x[:1], x[1:] - params.preemphasis * x[:-1]])
+    mel = mel_basis(params).astype(np.float64) @ _stft_magnitude(emphasised, params)
+    floor = 10.0 ** (params.min_level_db / 20.0)
+    db = 20.0 * np.log10(np.maximum(floor, mel)) - params.ref_level_db
+    top = params.max_abs_value
+    scaled = 2 * top * (db - params.min_level_db) / -params.min_level_db - top
+    return np.clip(scaled, -top, top).astype(np.float32)
+
+
+def mel_windows(mel: np.ndarray, frames: int, fps: float, params: MelParams = WAV2LIP) -> np.ndarray:
+    """One ``(1, n_mels, window_steps)`` window per video frame: float32 ``(frames, 1, n_mels, steps)``.
+
+    A spectrogram shorter than one window is padded with silence (the lowest value).
+    """
+    if frames <= 0 or fps <= 0:
+        raise ValueError(f"frames and fps must be positive, got {frames} and {fps}")
+    steps = params.window_steps
+    if mel.shape[1] < steps:
+        mel = np.pad(mel, ((0, 0), (0, steps - mel.shape[1])), constant_values=-params.max_abs_value)
+    starts = (np.arange(frames) * (params.frames_per_second / fps)).astype(np.int64)
+    starts = np.minimum(starts, mel.shape[1] - steps)
+    index = starts[:, None] + np.arange(steps)[None, :]
+    windows = mel[:, index]  # (n_mels, frames, steps)
+    return np.ascontiguousarray(windows.transpose(1, 0, 2)[:, None], dtype=np.float32)
