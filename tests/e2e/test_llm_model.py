@@ -4,15 +4,22 @@ SmolLM2-135M is tiny. Greedy decoding makes it deterministic, but it cannot
 answer "What is my name?" from the history: it takes "my" for its own name and
 invents one ("I'm Emily."), whatever the system prompt. It does use a name from
 the history when asked to greet the user by name, which is what the multi-turn
-test asks; without the history the name never appears.
+tests ask; without the history the name never appears. The last test holds a
+whole conversation through the farm's HTTP API: a saved avatar, a session with a
+persona (an assistant named Max) and two chat turns.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+import uuid
 
 import pytest
+
+from coordinator.store.repo import JobStore, make_engine
+from tests.farm import Farm
 
 from workers.errors import ModelMissingError
 from workers.llm import prepare as llm_prepare
@@ -140,3 +147,96 @@ def test_stop_strings_and_token_limit(llm: TransformersLLM) -> None:
 
 def test_sampling_runs(llm: TransformersLLM) -> None:
     assert ask(llm, "Tell me a joke.", temperature=0.8, top_p=0.9, max_new_tokens=20)
+
+
+def test_stream_yields_deltas_that_join_to_the_reply(llm: TransformersLLM) -> None:
+    llm_options = llm.settings.llm
+    messages = build_messages(llm_options.system_prompt, [], "Can you give me a tip for sleeping better?", 6)
+    options = GenerationOptions(max_new_tokens=30)
+    started = time.perf_counter()
+    stream = llm.stream(messages, options)
+    first = next(stream)
+    first_at = time.perf_counter() - started
+    deltas = [first, *stream]
+    total = time.perf_counter() - started
+    assert len(deltas) >= 5 and all(deltas)
+    assert first_at < total / 2  # the first words come long before the last
+    assert "".join(deltas) == llm.reply(messages, options)
+    stats = llm.last_stats
+    assert stats is not None and stats.first_token_seconds is not None and stats.batch_size == 1
+
+
+def test_batched_replies_equal_one_at_a_time(llm: TransformersLLM, llm_settings: Settings) -> None:
+    questions = ["How are you today?", "What is the capital of France?", "Tell me a joke.",
+                 "Can you give me a tip for sleeping better?"]
+    options = GenerationOptions(max_new_tokens=16)
+    llm_options = llm_settings.llm
+    prompts = [build_messages(llm_options.system_prompt, [], q, 6) for q in questions]
+    alone = [llm.reply(p, options) for p in prompts]
+    batched_settings = llm_settings.model_copy(
+        update={"llm": llm_options.model_copy(update={"max_batch_size": 4, "batch_window_ms": 200.0})})
+    batched = TransformersLLM(batched_settings)
+    batched.load()
+    together: dict[int, str] = {}
+    barrier = threading.Barrier(len(prompts))
+
+    def ask_in_thread(index: int) -> None:
+        barrier.wait()
+        together[index] = batched.reply(prompts[index], options)
+
+    threads = [threading.Thread(target=ask_in_thread, args=(i,)) for i in range(len(prompts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    batched.unload()
+    assert [together[i] for i in range(len(prompts))] == alone
+    assert max(batched.batcher.batch_sizes) > 1  # the point: they ran together
+
+
+PERSONA = "You are a cheerful assistant named Max. Give short, direct answers in one to three sentences."
+
+
+def test_a_session_with_a_persona_remembers_the_users_name(farm: Farm, portrait_bytes: bytes) -> None:
+    with farm.client() as client:
+        saved = client.post("/v1/avatars", files={"portrait": ("me.png", portrait_bytes, "image/png")})
+        assert saved.status_code == 201, saved.text
+        avatar_id = saved.json()["avatar_id"]
+        assert client.get(f"/v1/avatars/{avatar_id}").json()["avatar_id"] == avatar_id
+        assert client.get(f"/v1/avatars/{avatar_id}/portrait").content == portrait_bytes
+        unknown = str(uuid.uuid4())
+        assert client.get(f"/v1/avatars/{unknown}").json()["code"] == "avatar_not_found"
+        refused = client.post("/v1/sessions", json={"avatar": unknown})
+        assert (refused.status_code, refused.json()["code"]) == (404, "avatar_not_found")
+        refused = client.post("/v1/jobs", data={"mode": "speak", "text": "Hi.", "avatar": "not-a-uuid"})
+        assert (refused.status_code, refused.json()["code"]) == (422, "bad_avatar")
+
+        created = client.post("/v1/sessions", json={"system_prompt": PERSONA, "avatar": avatar_id})
+        assert created.status_code == 201, created.text
+        session_id = created.json()["session_id"]
+        assert client.get(f"/v1/sessions/{session_id}").json()["persona"] == {
+            "system_prompt": PERSONA, "voice": None, "avatar": avatar_id}
+
+        # No portrait on either turn: the session's avatar is the face, its persona the prompt.
+        replies = []
+        for question in ("My name is Alice.", "Please greet me by my name."):
+            answer = client.post("/v1/jobs", data={"mode": "chat", "text": question, "session_id": session_id})
+            assert answer.status_code == 202, answer.text
+            job = farm.wait_job(answer.json()["job_id"])
+            assert job["status"] == "succeeded", job["error"]
+            replies.append(job["reply"])
+        assert "Alice" in replies[1], replies
+        assert "Max" in replies[1], replies  # the persona's name: the session's system prompt reached the model
+        turns = client.get(f"/v1/sessions/{session_id}").json()["turns"]
+        assert [t["question"] for t in turns] == ["My name is Alice.", "Please greet me by my name."]
+
+        # A job outside the session names the avatar instead of uploading the photo.
+        spoken = client.post("/v1/jobs", data={"mode": "speak", "text": "Hello there.", "avatar": avatar_id})
+        assert spoken.status_code == 202, spoken.text
+        assert farm.wait_job(spoken.json()["job_id"])["status"] == "succeeded"
+        stats = client.get("/v1/stats").json()
+    store = JobStore(make_engine(farm.settings.db_url))
+    portrait_key = store.get_avatar(avatar_id).portrait_key
+    jobs = store.session_jobs(session_id) + [store.get_job(spoken.json()["job_id"])[0]]
+    assert {job.portrait_key for job in jobs} == {portrait_key}
+    assert stats["faq_cache"]["misses"] >= 1  # the first turn was looked up (greedy decoding: cacheable)

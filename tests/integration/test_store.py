@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from coordinator.store import migrate
-from coordinator.store.models import ArtifactRow, JobRow
+from coordinator.store.models import ArtifactRow, AvatarRow, JobRow, SessionRow
 from coordinator.store.repo import JobStore, make_engine
 from workers.events import JobEvent
 
@@ -90,3 +91,38 @@ def test_events_of_unknown_jobs_are_not_stored(store):
     migrate.upgrade(store.engine)
     assert not store.apply_event(event(str(uuid.uuid4()), "asr", "started"))
     assert store.counts()["job_events"] == 0
+
+
+def test_sessions_carry_a_persona_and_avatars_are_saved(store):
+    migrate.upgrade(store.engine)
+    avatar_id, session_id = str(uuid.uuid4()), str(uuid.uuid4())
+    store.create_avatar(AvatarRow(id=avatar_id, portrait_key=KEY), ArtifactRow(key=KEY, kind="portrait", size=3))
+    store.create_avatar(AvatarRow(id=str(uuid.uuid4()), portrait_key=KEY),
+                        ArtifactRow(key=KEY, kind="portrait", size=3))  # the same portrait saved twice
+    assert store.get_avatar(avatar_id).portrait_key == KEY
+    assert store.get_avatar(str(uuid.uuid4())) is None
+    store.create_session(SessionRow(id=session_id, system_prompt="You are Max.", voice="slt", avatar_id=avatar_id))
+    row = store.get_session(session_id)
+    assert (row.system_prompt, row.voice, row.avatar_id) == ("You are Max.", "slt", avatar_id)
+    assert store.counts()["avatars"] == 2 and store.counts()["artifacts"] == 1
+
+
+def test_upgrade_from_version_2_adds_avatars(store):
+    migrate.upgrade(store.engine)
+    # Back to the version 2 schema: no avatars table, no sessions.avatar_id.
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE avatars"))
+        conn.execute(text("ALTER TABLE sessions DROP COLUMN avatar_id"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 2"))
+    session_id = str(uuid.uuid4())
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO sessions (id, created_at, system_prompt) VALUES (:id, :at, 'old')"),
+                     {"id": session_id, "at": datetime.now(timezone.utc)})
+    with pytest.raises(migrate.SchemaError):
+        migrate.check(store.engine)
+    assert migrate.upgrade(store.engine) == (2, migrate.CURRENT_VERSION)
+    migrate.check(store.engine)
+    row = store.get_session(session_id)
+    assert (row.system_prompt, row.avatar_id) == ("old", None)
+    store.create_avatar(AvatarRow(id=str(uuid.uuid4()), portrait_key=KEY),
+                        ArtifactRow(key=KEY, kind="portrait", size=3))

@@ -4,16 +4,18 @@ Small chat models answer in markdown, add emoji, prefix "Assistant:" and stop
 mid-sentence when ``max_new_tokens`` runs out. Text-to-speech reads all of that
 aloud, so ``clean_reply`` turns raw model output into a few plain sentences.
 ``build_messages`` keeps the prompt short: the system prompt, a trimmed window
-of the session history and the new user message.
+of the session history and the new user message; ``fit_to_budget`` then drops
+the oldest exchanges until the prompt fits a token budget.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Sequence
+from typing import Callable, Sequence
 
 from workers.payload import Turn
+from workers.sentences import split_sentences  # also re-exported: it lives in workers.sentences
 
 # A chat-template token, with the role name that follows "<|im_start|>".
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>(?:(?:assistant|user|system)\b)?")
@@ -34,13 +36,8 @@ _ROLE_PREFIX = re.compile(r"^\s*(?:assistant|ai|bot|a|response|answer|reply)\s*:
 _JUNK = re.compile(r"[*_#`~|<>\[\]{}\\^]+")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\"\s*\"")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:%)\u2026])")
-_SENTENCE_END = re.compile(r"(?:[.!?\u2026]+|[\u3002\uff01\uff1f]+)[\"'\u201d\u2019)\]]*")
 _TERMINAL = re.compile(r"(?:[.!?\u2026]|[\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*$")
 
-# Words whose trailing period does not end a sentence ("Dr. Smith", "e.g. this").
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "e.g", "i.e", "approx", "fig"}
-)
 # Emoji pieces that are not in a symbol category: variation selectors, keycap, tags.
 _EMOJI_MARKS = frozenset({0x200D, 0x20E3, *range(0xFE00, 0xFE10), *range(0xE0020, 0xE0080)})
 _DROPPED_CATEGORIES = frozenset({"So", "Sk", "Co", "Cn", "Cs", "Cf", "Me"})
@@ -94,42 +91,6 @@ def _join_lines(lines: list[tuple[str, bool]]) -> str:
             line = line.rstrip(",;:-") + "."
         parts.append(line)
     return " ".join(parts)
-
-
-def _is_boundary(text: str, match: re.Match[str]) -> bool:
-    """Whether the punctuation in ``match`` ends a sentence."""
-    rest = text[match.end():]
-    if match.group(0)[0] in "\u3002\uff01\uff1f":
-        return True
-    if rest and not rest[0].isspace():
-        return False  # "3.5", "e.g.x", "U.S.A"
-    following = rest.lstrip()
-    if match.group(0)[0] != "." or not following:
-        return True
-    word = re.search(r"([\w.]+)$", text[:match.start()])
-    if word is not None:
-        token = word.group(1)
-        if token.lower() in _ABBREVIATIONS:
-            return False
-        if len(token) == 1 and token.isupper() and token != "I":
-            return False  # an initial: "J. Smith"
-    return not following[0].islower()
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split plain text into sentences; the last one may lack an ending."""
-    sentences: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        if _is_boundary(text, match):
-            sentence = text[start:match.end()].strip()
-            if sentence:
-                sentences.append(sentence)
-            start = match.end()
-    tail = text[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
 
 
 def is_complete(sentence: str) -> bool:
@@ -195,3 +156,20 @@ def build_messages(
         window.pop(0)
     system = [Turn(role="system", content=system_prompt.strip())] if system_prompt.strip() else []
     return [*system, *window, Turn(role="user", content=pending + user_text.strip())]
+
+
+def fit_to_budget(messages: Sequence[Turn], budget: int, count_tokens: Callable[[Sequence[Turn]], int]) -> list[Turn]:
+    """``messages`` (from ``build_messages``) with the oldest history exchanges dropped until they fit.
+
+    ``count_tokens`` measures a prompt; the system prompt and the last (new) user
+    message are always kept, even when they alone exceed ``budget``. History goes
+    one exchange at a time, a user turn with the assistant turn that answered it,
+    so the window never starts with an answer to a question it no longer holds.
+    """
+    kept = list(messages)
+    head = 1 if kept and kept[0].role == "system" else 0
+    while len(kept) - head > 1 and count_tokens(kept) > budget:
+        del kept[head]
+        while len(kept) - head > 1 and kept[head].role != "user":
+            del kept[head]
+    return kept

@@ -4,6 +4,10 @@ The default is the embedded SmolLM2-135M-Instruct, converted once from its GGUF
 file by ``talkfarm-admin models prepare`` (see ``workers.llm.prepare``). Any
 transformers chat model folder works: ``settings.llm.model`` is an absolute path
 or a folder name under ``settings.model_dir``. Nothing is fetched from a hub.
+
+Generation runs in one thread per process (``workers.llm.batching``): requests
+that wait together are generated as one left-padded batch when
+``llm.max_batch_size`` is above 1, and every request streams its own deltas.
 """
 
 from __future__ import annotations
@@ -13,21 +17,19 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from workers.errors import ModelMissingError, PermanentError, TransientError
 from workers.llm.base import GenerationOptions, LLMBackend, LLMCapabilities, registry
+from workers.llm.batching import Batcher, GenerationRequest, RequestStats
 from workers.payload import Turn
 from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 PREPARE_COMMAND = "talkfarm-admin models prepare"
-# Mild, and over the reply only: names and facts from the history must stay cheap to repeat.
-REPETITION_PENALTY = 1.1
 
 
 def import_llm_libraries() -> tuple[ModuleType, ModuleType]:
@@ -64,31 +66,14 @@ def is_model_folder(path: Path) -> bool:
     )
 
 
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """``text`` up to the first occurrence of any stop string."""
-    positions = [text.find(s) for s in stop if s]
-    found = [p for p in positions if p >= 0]
-    return text[: min(found)] if found else text
-
-
-@dataclass(frozen=True)
-class GenerationStats:
-    """Sizes and time of the last ``generate`` call, for logs and benchmarks."""
-
-    prompt_tokens: int
-    new_tokens: int
-    seconds: float
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 @registry.register("transformers")
 class TransformersLLM(LLMBackend):
     """A local transformers chat model; greedy decoding when temperature is 0."""
 
-    capabilities = LLMCapabilities(streaming=False, batching=False, gpu=True, context_tokens=8192)
+    capabilities = LLMCapabilities(streaming=True, batching=True, gpu=True, context_tokens=8192)
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -96,10 +81,17 @@ class TransformersLLM(LLMBackend):
         self._torch: Any = None
         self._tokenizer: Any = None
         self._model: Any = None
+        self._generate_batch: Any = None
         self._context_tokens = self.capabilities.context_tokens
-        self.last_stats: GenerationStats | None = None
-        # One generate() at a time per model, whichever worker pool calls it.
-        self._generate_lock = threading.Lock()
+        self._local = threading.local()
+        llm = settings.llm
+        self.batcher = Batcher(self._run_batch, max(1, llm.max_batch_size), llm.batch_window_ms / 1000)
+
+    @property
+    def last_stats(self) -> RequestStats | None:
+        """Sizes and times of the last request that the calling thread completed."""
+        stats: RequestStats | None = getattr(self._local, "stats", None)
+        return stats
 
     def check(self) -> None:
         if not is_model_folder(self.path):
@@ -117,14 +109,22 @@ class TransformersLLM(LLMBackend):
             raise PermanentError("llm device is cuda but no CUDA device is available", code="llm_device")
         return "auto" if device != "cpu" and cuda else None
 
+    def _dtype(self, torch: Any, on_gpu: bool) -> Any:
+        name = self.settings.llm.dtype
+        if name == "auto":
+            if not on_gpu:
+                return torch.float32
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if name not in _DTYPES:
+            raise PermanentError(f"unknown llm dtype {name!r}; use auto, {', '.join(_DTYPES)}", code="llm_dtype")
+        return getattr(torch, _DTYPES[name])
+
     def _load(self) -> None:
         torch, transformers = import_llm_libraries()
         self.check()
         torch.set_num_threads(self.settings.llm.torch_threads)  # process-wide: one model per worker
         device_map = self._device_map(torch)
-        dtype = torch.float32
-        if device_map is not None:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtype = self._dtype(torch, device_map is not None)
         start = time.perf_counter()
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(self.path, local_files_only=True)
@@ -142,66 +142,57 @@ class TransformersLLM(LLMBackend):
                 f"the tokenizer in {self.path} has no chat template; run `{PREPARE_COMMAND} --force`",
                 code="llm_load",
             )
+        from workers.llm.generation import generate_batch
+
         model.eval()
         self._context_tokens = int(getattr(model.config, "max_position_embeddings", self._context_tokens))
         self._torch, self._tokenizer, self._model = torch, tokenizer, model
-        logger.info("loaded LLM %s on %s in %.2f s", self.path, model.device, time.perf_counter() - start)
+        self._generate_batch = generate_batch
+        logger.info("loaded LLM %s on %s (%s) in %.2f s; batches of up to %d", self.path, model.device,
+                    dtype, time.perf_counter() - start, self.batcher.max_batch)
 
     def _unload(self) -> None:
+        self.batcher.close()
         cuda = self._model is not None and self._model.device.type == "cuda"
         self._tokenizer = self._model = None
         gc.collect()
         if cuda:
             self._torch.cuda.empty_cache()
 
-    def _generate_kwargs(self, options: GenerationOptions, prompt_tokens: int) -> dict[str, Any]:
-        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
-
-        penalty = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY, prompt_ignore_length=prompt_tokens)
-        pad = self._tokenizer.pad_token_id
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": options.max_new_tokens,
-            "use_cache": True,
-            "logits_processor": LogitsProcessorList([penalty]),
-            "pad_token_id": pad if pad is not None else self._tokenizer.eos_token_id,
-        }
-        if options.temperature > 0:
-            kwargs.update(do_sample=True, temperature=options.temperature, top_p=options.top_p)
-        else:
-            kwargs.update(do_sample=False)
-        if options.stop:
-            kwargs.update(stop_strings=list(options.stop), tokenizer=self._tokenizer)
-        return kwargs
-
-    def _reply(self, messages: Sequence[Turn], options: GenerationOptions) -> str:
-        if options.max_new_tokens < 1:
-            raise PermanentError("max_new_tokens must be at least 1", code="llm_options")
+    def _prompt(self, messages: Sequence[Turn]) -> list[int]:
+        """The chat template applied to ``messages``, ending with the assistant's turn, as token IDs."""
         from jinja2 import TemplateError
 
         chat = [{"role": turn.role, "content": turn.content} for turn in messages]
         try:
-            inputs = self._tokenizer.apply_chat_template(
-                chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            encoded = self._tokenizer.apply_chat_template(
+                chat, add_generation_prompt=True, tokenize=True, return_dict=True
             )
         except (TemplateError, ValueError) as e:
             raise PermanentError(f"the chat template rejected the messages: {e}", code="llm_prompt") from e
-        prompt_tokens = int(inputs["input_ids"].shape[-1])
-        if prompt_tokens + options.max_new_tokens > self._context_tokens:
+        return [int(token) for token in encoded["input_ids"]]
+
+    def count_tokens(self, messages: Sequence[Turn]) -> int:
+        self.load()
+        return len(self._prompt(messages))
+
+    def _stream(self, messages: Sequence[Turn], options: GenerationOptions) -> Iterator[str]:
+        if options.max_new_tokens < 1:
+            raise PermanentError("max_new_tokens must be at least 1", code="llm_options")
+        prompt = self._prompt(messages)
+        if len(prompt) + options.max_new_tokens > self._context_tokens:
             raise PermanentError(
-                f"prompt of {prompt_tokens} tokens leaves no room for {options.max_new_tokens} new tokens "
+                f"prompt of {len(prompt)} tokens leaves no room for {options.max_new_tokens} new tokens "
                 f"in a context of {self._context_tokens}",
                 code="llm_context_too_long",
             )
-        inputs = inputs.to(self._model.device)
-        kwargs = self._generate_kwargs(options, prompt_tokens)
-        start = time.perf_counter()
+        request = self.batcher.submit(GenerationRequest(prompt, options))
+        yield from request.deltas(timeout=self.settings.llm.hard_seconds)
+        self._local.stats = request.stats
+        logger.debug("LLM %s", request.stats)
+
+    def _run_batch(self, batch: list[GenerationRequest]) -> None:
         try:
-            with self._generate_lock, self._torch.inference_mode():
-                output = self._model.generate(**inputs, **kwargs)
+            self._generate_batch(self._model, self._tokenizer, batch)
         except self._torch.OutOfMemoryError as e:
-            raise TransientError(f"LLM ran out of device memory: {e}") from e
-        new_tokens = output[0, prompt_tokens:]
-        self.last_stats = GenerationStats(prompt_tokens, len(new_tokens), time.perf_counter() - start)
-        logger.debug("LLM %s", self.last_stats)
-        text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return cut_at_stop(text, options.stop).strip()
+            raise TransientError(f"LLM ran out of device memory on a batch of {len(batch)}: {e}") from e

@@ -1,0 +1,79 @@
+"""From a job to a reply: the prompt window, the FAQ answer cache and the reply check.
+
+The LLM task (and the sentence-streamed pipeline built on ``LLMBackend.stream``)
+calls these in order: ``prepare_prompt`` builds the messages (the session's
+persona or the configured system prompt, the history trimmed to the token
+budget, the question); ``cached_reply`` answers a first-turn question from the
+FAQ cache when that is allowed; ``finish_reply`` makes the model's text
+speakable, puts the configured fallback sentence in place of an empty reply and
+stores FAQ answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cache.faq import FaqCache, faq_key
+from workers.errors import PermanentError
+from workers.llm.base import GenerationOptions, LLMBackend
+from workers.llm.text import build_messages, clean_reply, fit_to_budget
+from workers.payload import JobPayload, Turn
+from workers.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[Turn]
+    options: GenerationOptions
+    # Set when the reply may come from, and goes into, the FAQ cache: a first turn, deterministic sampling.
+    faq_key: str | None = None
+
+
+@lru_cache(maxsize=1)
+def faq_cache() -> FaqCache:
+    """One FAQ cache client (and connection pool) per worker process."""
+    return FaqCache.from_settings(get_settings())
+
+
+def question_of(job: JobPayload) -> str:
+    question = job.transcript if job.transcript is not None else job.text
+    if not question or not question.strip():
+        raise PermanentError("there is no question to answer", code="empty_text")
+    return question
+
+
+def prepare_prompt(job: JobPayload, backend: LLMBackend, settings: Settings) -> Prompt:
+    """The messages and options for ``job``'s reply, with the history trimmed to ``llm.max_prompt_tokens``."""
+    llm = settings.llm
+    question = question_of(job)
+    system_prompt = job.system_prompt if job.system_prompt is not None else llm.system_prompt
+    messages = build_messages(system_prompt, job.history, question, llm.history_turns)
+    messages = fit_to_budget(messages, llm.max_prompt_tokens, backend.count_tokens)
+    options = GenerationOptions.from_settings(settings)
+    key = None
+    if llm.faq_cache_enabled and not job.history:  # a first turn: the question alone decides the reply
+        key = faq_key(question, system_prompt, backend.identity,
+                      {"max_new_tokens": options.max_new_tokens, "temperature": options.temperature,
+                       "top_p": options.top_p, "stop": list(options.stop)})
+    return Prompt(messages, options, key)
+
+
+def cached_reply(prompt: Prompt) -> str | None:
+    """The FAQ cache's reply for this prompt, if it may have one and has."""
+    return faq_cache().get(prompt.faq_key) if prompt.faq_key is not None else None
+
+
+def finish_reply(raw: str, prompt: Prompt, settings: Settings) -> str:
+    """The speakable reply: ``raw`` cleaned, or the fallback sentence when nothing speakable is left."""
+    reply = clean_reply(raw, max_sentences=settings.llm.max_reply_sentences)
+    if not reply:
+        # A reply with nothing speakable would give a silent video.
+        log.info("the model's reply %r has nothing speakable; using the fallback reply", raw[:200])
+        return settings.llm.fallback_reply
+    if prompt.faq_key is not None:
+        faq_cache().put(prompt.faq_key, reply)
+    return reply
