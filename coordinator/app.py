@@ -16,6 +16,7 @@ from coordinator.bodylimit import BodyLimitMiddleware
 from coordinator.errors import install_handlers
 from coordinator.routes import router
 from coordinator.runtime import Runtime
+from coordinator.stream_routes import router as stream_router
 from workers.settings import Settings, get_settings
 
 _PAGE = Path(__file__).parent / "static" / "index.html"
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_handlers(app)
     app.include_router(router)
+    app.include_router(stream_router)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
 

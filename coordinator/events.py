@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
+from datetime import datetime, timezone
 from typing import Any
 
 from kombu import Connection, Message
@@ -79,10 +80,19 @@ class EventConsumer(ConsumerMixin):
             message.requeue()
             return
         message.ack()
+        if known and event.kind == "segment" and event.data.get("segment") == 0:
+            self._observe_first_segment(event)
         if known:
             self._watchers.poke(event.job_id)
         else:
             log.debug("event for a job this store does not know: %s", event.job_id)
+
+    def _observe_first_segment(self, event: JobEvent) -> None:
+        from coordinator.stream_routes import observe_first_segment
+
+        found = self._store.get_job(event.job_id)
+        if found is not None:
+            observe_first_segment(found[0], datetime.fromtimestamp(event.at, timezone.utc))
 
     def should_stop_wait(self, seconds: float) -> None:
         threading.Event().wait(seconds)

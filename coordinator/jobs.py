@@ -2,8 +2,10 @@
 
 ``JobService.submit`` runs after the request passed admission checks: it stores
 the inputs, answers from the video cache when it can (publishing nothing),
-otherwise writes the job row and publishes the first stage. Blocking; the API
-calls it through ``asyncio.to_thread``.
+otherwise writes the job row and publishes the first stage. A streamed ``speak``
+job is cut into sentences here and each sentence's TTS subtask is published
+(see ``workers.streaming``). ``JobService.cancel`` stops a job's remaining
+subtasks. Blocking; the API calls these through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any, Sequence
 from cache.keys import request_key
 from cache.video import VideoCache
 from coordinator.errors import ApiError
+from coordinator.sessions import resolve_persona
 from coordinator.store.models import ArtifactRow, JobRow
-from coordinator.store.repo import JobStore
+from coordinator.store.repo import TERMINAL, JobStore
 from workers.artifacts import ArtifactStore
 from workers.celery_app import app as celery_app
 from workers.dispatch import publish_stage
+from workers.llm.text import split_sentences
+from workers.segments import SegmentLedger
+from workers.streaming import publish_assembly, publish_segments
 from workers.payload import STAGES, JobPayload, Mode, Turn, plan_for
 from workers.settings import Settings
 
@@ -32,7 +38,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class JobRequest:
     mode: Mode
-    portrait: bytes
+    portrait: bytes | None  # None: the `avatar_id`'s portrait, else the session's avatar
     portrait_ext: str
     session_id: str | None
     audio: bytes | None = None
@@ -40,6 +46,9 @@ class JobRequest:
     text: str | None = None
     language: str | None = None
     voice: str | None = None
+    stream: bool | None = None  # None: the `stream_replies` setting decides
+    face_index: int = 0  # the face to animate, 0 the largest
+    avatar_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ def stage_fingerprint(settings: Settings, plan: Sequence[str]) -> dict[str, Any]
     """What, besides the inputs, decides the video: each stage's backend, model and shaping settings."""
     shaping = {
         "asr": ("backend", "model", "beam_size"),
-        "llm": ("backend", "model", "max_new_tokens", "temperature", "top_p", "system_prompt"),
+        "llm": ("backend", "model", "max_new_tokens", "temperature", "top_p", "system_prompt", "stop",
+                "max_prompt_tokens", "openai"),
         "tts": ("backend", "voice", "sample_rate"),
         "animation": ("backend", "fps", "max_side"),
     }
@@ -92,16 +102,25 @@ class JobService:
         self.artifacts = artifacts
         self.cache = cache
         self.backlog = Backlog(settings)
+        self.ledger = SegmentLedger.from_settings(settings)
 
     def submit(self, req: JobRequest) -> Submitted:
-        if req.session_id is not None and self.store.get_session(req.session_id) is None:
-            raise ApiError(404, "session_not_found", f"no session {req.session_id}")
+        persona = resolve_persona(self.store, req.session_id, req.avatar_id)
+        voice = req.voice or persona.voice
         session_id = req.session_id or str(uuid.uuid4())
         job_id = str(uuid.uuid4())
         plan = plan_for(req.mode, req.audio is not None)
+        stream = req.mode != "lipsync" and (self.settings.stream_replies if req.stream is None else req.stream)
 
-        portrait = self.artifacts.put_bytes(req.portrait, req.portrait_ext)
-        inputs = [ArtifactRow(key=portrait.key, kind="portrait", size=portrait.size)]
+        inputs: list[ArtifactRow] = []
+        if req.portrait is not None:
+            portrait = self.artifacts.put_bytes(req.portrait, req.portrait_ext)
+            portrait_key = portrait.key
+            inputs.append(ArtifactRow(key=portrait.key, kind="portrait", size=portrait.size))
+        elif persona.portrait_key is not None:
+            portrait_key = persona.portrait_key  # a saved avatar: stored already
+        else:
+            raise ApiError(422, "portrait_required", "a `portrait` image file or an `avatar` ID is required")
         audio_key = None
         if req.audio is not None:
             audio = self.artifacts.put_bytes(req.audio, req.audio_ext)
@@ -109,11 +128,12 @@ class JobService:
             inputs.append(ArtifactRow(key=audio.key, kind="audio", size=audio.size))
 
         history = self.store.history(session_id, self.settings.llm.history_turns) if req.mode == "chat" else []
-        key = request_key(req.mode, portrait.key, audio_key or req.text or "",
-                          {"language": req.language, "voice": req.voice}, history,
+        key = request_key(req.mode, portrait_key, audio_key or req.text or "",
+                          {"language": req.language, "voice": voice, "stream": stream,
+                           "system_prompt": persona.system_prompt, "face": req.face_index}, history,
                           stage_fingerprint(self.settings, plan))
         job = JobRow(id=job_id, session_id=session_id, mode=req.mode, status="queued", text=req.text,
-                     language=req.language, voice=req.voice, portrait_key=portrait.key,
+                     language=req.language, voice=voice, portrait_key=portrait_key,
                      audio_key=audio_key, cache_key=key)
 
         hit = self.cache.get(key)
@@ -124,17 +144,45 @@ class JobService:
             raise ApiError(503, "backlog_full", f"the {plan[0]} queue is full; try again later")
         self.store.create_job(job, plan, inputs)
         payload = JobPayload(job_id=job_id, session_id=session_id, mode=req.mode, plan=plan,
-                             portrait_key=portrait.key, audio_key=audio_key, text=req.text,
-                             language=req.language, voice=req.voice, cache_key=key,
-                             history=[Turn(**t) for t in history])  # type: ignore[arg-type]
+                             portrait_key=portrait_key, audio_key=audio_key, text=req.text,
+                             language=req.language, voice=voice, cache_key=key, face_index=req.face_index,
+                             history=[Turn(**t) for t in history], stream=stream,  # type: ignore[arg-type]
+                             system_prompt=persona.system_prompt)
         try:
-            publish_stage(payload, self.settings)
+            if stream and req.mode == "speak":
+                self._publish_speak_segments(payload)
+            else:
+                publish_stage(payload, self.settings)
         except Exception as e:
             log.exception("could not publish job %s", job_id)
             self.store.mark_failed(job_id, "broker_unavailable", "the job could not be queued")
             raise ApiError(503, "broker_unavailable", "the message broker is unavailable") from e
-        self.store.add_event(job_id, plan[0], "queued", {})
+        self.store.add_event(job_id, plan[0], "queued", {"stream": stream})
         return Submitted(job_id, session_id, "queued", cached=False)
+
+    def _publish_speak_segments(self, payload: JobPayload) -> None:
+        """Publish one TTS subtask per sentence of the text to say."""
+        sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
+        total = publish_segments(payload, sentences, self.settings)
+        if self.ledger.close(payload.job_id, total):  # every segment rendered already
+            publish_assembly(payload, self.settings)
+
+    def cancel(self, job_id: str) -> str:
+        """Stop the job's remaining subtasks; returns the job's status after the call.
+
+        The cancel flag is set before the store says ``cancelled``: every stage task checks it
+        before it starts, so once this returns no further subtask of the job runs.
+        """
+        found = self.store.get_job(job_id)
+        if found is None:
+            raise ApiError(404, "job_not_found", f"no job {job_id}")
+        if found[0].status in TERMINAL:
+            raise ApiError(409, "job_finished", f"job {job_id} has already ended ({found[0].status})")
+        self.ledger.cancel(job_id)
+        if not self.store.mark_cancelled(job_id):
+            status = (self.store.get_job(job_id) or found)[0].status
+            raise ApiError(409, "job_finished", f"job {job_id} has already ended ({status})")
+        return "cancelled"
 
     def _from_cache(self, job: JobRow, inputs: list[ArtifactRow],
                     video: bytes, meta: dict[str, Any]) -> Submitted:

@@ -9,13 +9,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
+from cache.results import namespace_stats
 from coordinator import admission
 from coordinator.errors import ApiError
 from coordinator.jobs import JobRequest, JobService
 from coordinator.runtime import Runtime
+from coordinator.sessions import faq_stats, session_view
+from coordinator.sessions import router as sessions_router
 from coordinator.sse import job_event_stream
+from coordinator.stream_routes import is_streamed, streaming_view
 from coordinator.views import job_urls, job_view, turn_view
 from workers.payload import STAGES
+from workers.tts.voices import VoiceCatalog
 
 router = APIRouter()
 
@@ -23,6 +28,14 @@ router = APIRouter()
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def _voices(request: Request) -> VoiceCatalog:
+    """The TTS voice catalog of this process (voices from settings and folders, no model loaded)."""
+    catalog: VoiceCatalog | None = getattr(request.app.state, "voices", None)
+    if catalog is None:
+        catalog = request.app.state.voices = VoiceCatalog(_runtime(request).settings)
+    return catalog
 
 
 def _base(request: Request) -> str:
@@ -45,19 +58,37 @@ async def submit_job(
     session_id: Annotated[str | None, Form()] = None,
     language: Annotated[str | None, Form(max_length=16)] = None,
     voice: Annotated[str | None, Form(max_length=128)] = None,
+    avatar: Annotated[str | None, Form(
+        description="a saved avatar's ID (POST /v1/avatars) instead of `portrait`",
+    )] = None,
+    face: Annotated[str | None, Form(
+        description="which face to animate when the photo has several: 0 the largest (default), 1 the next, ...",
+    )] = None,
+    stream: Annotated[bool | None, Form(
+        description="render the reply sentence by sentence (segments, HLS); default: the `stream_replies` setting",
+    )] = None,
 ) -> JSONResponse:
     rt = _runtime(request)
     limits = rt.settings.limits
     checked_mode = admission.check_mode(mode)
     if session_id is not None:
         session_id = admission.check_uuid(session_id, "session_id")
-    if portrait is None:
-        raise ApiError(422, "portrait_required", "a `portrait` image file is required")
+    if avatar is not None:
+        avatar = admission.check_uuid(avatar, "avatar")
+    if portrait is not None and avatar is not None:
+        raise ApiError(422, "bad_input", "send a `portrait` image or an `avatar` ID, not both")
+    if portrait is None and avatar is None and session_id is None:
+        raise ApiError(422, "portrait_required", "a `portrait` image file or an `avatar` ID is required")
     clean_text = admission.check_text(text, limits)
     admission.check_inputs(checked_mode, audio is not None, clean_text)
+    face_index = admission.check_face(face)
+    if voice:
+        await asyncio.to_thread(admission.check_voice, voice, language, _voices(request))
 
-    portrait_bytes = await portrait.read()
-    portrait_ext = await asyncio.to_thread(admission.check_image, portrait_bytes, limits)
+    portrait_bytes, portrait_ext = None, "bin"
+    if portrait is not None:  # else the avatar's, or the session's avatar
+        portrait_bytes = await portrait.read()
+        portrait_ext = await asyncio.to_thread(admission.check_image, portrait_bytes, limits)
     audio_bytes = None
     if audio is not None:
         audio_bytes = (await asyncio.to_thread(admission.check_audio, await audio.read(), limits)).data
@@ -65,7 +96,8 @@ async def submit_job(
     job_request = JobRequest(mode=checked_mode, portrait=portrait_bytes, portrait_ext=portrait_ext,
                              session_id=session_id, audio=audio_bytes,
                              audio_ext=_suffix(audio) if audio is not None else "bin",
-                             text=clean_text, language=language or None, voice=voice or None)
+                             text=clean_text, language=language or None, voice=voice or None, stream=stream,
+                             face_index=face_index, avatar_id=avatar)
     service: JobService = rt.jobs
     submitted = await asyncio.to_thread(service.submit, job_request)
     base = _base(request)
@@ -89,7 +121,9 @@ async def _job_or_404(rt: Runtime, job_id: str) -> tuple[Any, Any]:
 async def get_job(request: Request, job_id: str) -> dict[str, Any]:
     rt = _runtime(request)
     job, stages = await _job_or_404(rt, job_id)
-    return job_view(job, stages, _base(request))
+    streamed = await asyncio.to_thread(is_streamed, rt, job_id)
+    segments = await asyncio.to_thread(rt.store.events_of_kind, job_id, "segment") if streamed else []
+    return {**job_view(job, stages, _base(request)), **streaming_view(job, segments, streamed, _base(request))}
 
 
 @router.get("/v1/jobs/{job_id}/events", summary="Server-sent events as the stages progress")
@@ -98,7 +132,7 @@ async def job_events(request: Request, job_id: str,
     rt = _runtime(request)
     await _job_or_404(rt, job_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return StreamingResponse(job_event_stream(rt.store, rt.watchers, job_id, after),
+    return StreamingResponse(job_event_stream(rt.store, rt.watchers, job_id, after, _base(request)),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -125,21 +159,31 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     if row is None:
         raise ApiError(404, "session_not_found", f"no session {session_id}")
     jobs = await asyncio.to_thread(rt.store.session_jobs, session_id)
-    return {
-        "session_id": row.id,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-        "turns": [turn_view(job, _base(request)) for job in jobs],
-    }
+    return {**session_view(row, _base(request)), "turns": [turn_view(job, _base(request)) for job in jobs]}
 
 
-@router.get("/v1/stats", summary="Video cache hits and misses, queue backlog")
+@router.get("/v1/stats", summary="Cache hits and misses (video, FAQ, ASR), queue backlog")
 async def stats(request: Request) -> dict[str, Any]:
     rt = _runtime(request)
     cache = await asyncio.to_thread(rt.cache.stats)
     depth = {}
     for stage in STAGES:
         depth[stage] = await asyncio.to_thread(rt.jobs.backlog.depth, stage)
-    return {"video_cache": cache, "queue_depth": depth}
+    faq = await asyncio.to_thread(faq_stats, rt.settings)
+    asr = await asyncio.to_thread(namespace_stats, rt.settings, "asr")
+    return {"video_cache": cache, "faq_cache": faq, "asr_cache": asr, "queue_depth": depth}
+
+
+@router.get("/v1/voices", summary="The voices a job may name, with their languages and backends")
+async def voices(request: Request) -> dict[str, Any]:
+    settings = _runtime(request).settings
+    listed = await asyncio.to_thread(_voices(request).voices)
+    return {
+        "voices": [{"name": v.name, "backend": v.backend, "languages": list(v.languages), "default": v.default}
+                   for v in listed],
+        "default_backend": settings.tts.backend,
+        "backend_for_language": dict(settings.tts.backend_for_language),
+    }
 
 
 @router.get("/healthz", summary="The process is up")
@@ -153,3 +197,6 @@ async def readyz(request: Request) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
+
+
+router.include_router(sessions_router)  # /v1/sessions (POST), /v1/avatars

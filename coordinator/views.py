@@ -29,6 +29,8 @@ def job_view(job: JobRow, stages: list[StageRunRow], base: str) -> dict[str, Any
         "status": job.status,
         "cached": job.cached,
         "language": job.language or job.detected_language,
+        "detected_language": job.detected_language,
+        "detected_language_probability": job.detected_language_probability,
         "text": job.text,
         "transcript": job.transcript,
         "reply": job.reply,

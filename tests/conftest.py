@@ -18,6 +18,8 @@ FARM_LIMITS = {
     "TALKFARM_LIMITS__MAX_UPLOAD_BYTES": str(3 * 1024 * 1024),
     "TALKFARM_LIMITS__MAX_TEXT_CHARS": "400",
     "TALKFARM_LIMITS__MAX_AUDIO_SECONDS": "30",
+    # Room for a reply of several sentences (the streaming tests need at least four).
+    "TALKFARM_LLM__MAX_NEW_TOKENS": "160",
 }
 
 

@@ -21,6 +21,8 @@ TASK_NAMES = {
     "tts": "talkfarm.tts.synthesize",
     "animation": "talkfarm.animation.render",
 }
+# Joins a streamed job's segments into its final MP4; runs on the animation queue.
+ASSEMBLE_TASK = "talkfarm.animation.assemble"
 
 
 def stage_queues(settings: Settings) -> list[Queue]:
@@ -53,15 +55,15 @@ def configure(app: Celery, settings: Settings) -> None:
         task_default_queue=queues[0].name,
         task_create_missing_queues=False,
         task_routes={
-            TASK_NAMES[stage]: {"queue": settings.queue_name(stage), "routing_key": stage}
-            for stage in STAGES
+            **{TASK_NAMES[stage]: {"queue": settings.queue_name(stage), "routing_key": stage} for stage in STAGES},
+            ASSEMBLE_TASK: {"queue": settings.queue_name("animation"), "routing_key": "animation"},
         },
         task_annotations={
-            TASK_NAMES[stage]: {
+            name: {
                 "soft_time_limit": settings.stage(stage).soft_seconds,
                 "time_limit": settings.stage(stage).hard_seconds,
             }
-            for stage in STAGES
+            for name, stage in [*((TASK_NAMES[s], s) for s in STAGES), (ASSEMBLE_TASK, "animation")]
         },
         result_expires=3600,
         broker_connection_retry_on_startup=True,
@@ -74,7 +76,7 @@ def configure(app: Celery, settings: Settings) -> None:
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
-        include=[f"workers.{stage}.tasks" for stage in STAGES],
+        include=[f"workers.{stage}.tasks" for stage in STAGES] + ["workers.streaming"],
     )
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from workers.settings import Settings
 
-EventKind = Literal["queued", "started", "retrying", "finished", "failed", "completed"]
+EventKind = Literal["queued", "started", "retrying", "finished", "failed", "completed", "segment", "cancelled"]
 
 
 class JobEvent(BaseModel):

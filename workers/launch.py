@@ -1,6 +1,6 @@
 """``talkfarm-worker STAGE``: run a Celery worker that consumes one stage's queue.
 
-Checks that the stage's model files exist before forking (a missing model names
+Checks that the model files of each of the stage's backends exist before forking (a missing model names
 the command that prepares it), then starts Celery with the stage's queue, pool
 and concurrency. Models load after the fork, in ``worker_process_init``.
 """
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TALKFARM_WORKER_STAGES"] = args.stage
     registry = importlib.import_module(f"workers.{args.stage}.base").registry
     try:
-        registry.create(settings.stage(args.stage).backend, settings).check()
+        for name in settings.stage(args.stage).backend_names():
+            registry.create(name, settings).check()
     except StageError as e:
         print(f"talkfarm-worker: {e.message}", file=sys.stderr)
         return 2
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         worker_init.connect(warm_up, weak=False)
     concurrency = args.concurrency or settings.stage(args.stage).concurrency
     app.worker_main([
-        "worker", "--queues", settings.queue_name(args.stage), "--hostname", f"{args.stage}@%h",
+        # The queue prefix is in the node name too, so two farms on one host (tests) do not clash.
+        "worker", "--queues", settings.queue_name(args.stage), "--hostname", f"{settings.queue_prefix}{args.stage}@%h",
         "--pool", args.pool, "--concurrency", str(concurrency), "--loglevel", args.loglevel,
         "--task-events", "--without-gossip", "--without-mingle",
     ])

@@ -36,7 +36,9 @@ class JobPayload(BaseModel):
     text: str | None = None
     language: str | None = None
     voice: str | None = None
+    face_index: int = Field(default=0, ge=0)  # the face to animate, 0 the largest (request field `face`)
     history: list[Turn] = Field(default_factory=list)
+    system_prompt: str | None = None  # the session's persona; None: the llm.system_prompt setting
     cache_key: str | None = None
     # Sentence streaming: the reply is cut into sentences, each rendered as its own segment.
     stream: bool = False
@@ -49,9 +51,10 @@ class JobPayload(BaseModel):
     reply: str | None = None
     speech_key: str | None = None
     speech_seconds: float | None = None
+    timings_key: str | None = None  # JSON artifact: phoneme or word timings of the speech
     video_key: str | None = None
 
-    @field_validator("portrait_key", "audio_key", "speech_key", "video_key")
+    @field_validator("portrait_key", "audio_key", "speech_key", "timings_key", "video_key")
     @classmethod
     def _artifact_key(cls, value: str | None) -> str | None:
         if value is not None and not is_key(value):

@@ -1,7 +1,10 @@
-"""One backend instance per stage per worker process, loaded once.
+"""The loaded backends of a worker process: one instance per (stage, backend name), loaded once.
 
-``warm_up`` runs in ``worker_process_init`` (after the fork, so no model or CUDA
-state is shared with the parent) for the stages named in
+A stage may serve several backends in one worker (the TTS stage routes Chinese
+to a Mandarin backend and English to Piper): ``settings.<stage>.backend_names()``
+lists them, the first being the default. ``warm_up`` runs in
+``worker_process_init`` (after the fork, so no model or CUDA state is shared
+with the parent) and loads every backend of the stages named in
 ``TALKFARM_WORKER_STAGES``; ``backend_for`` returns the same loaded instance to
 every task of that process.
 """
@@ -19,19 +22,20 @@ from celery.signals import worker_process_init
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
-_instances: dict[str, Any] = {}
+_instances: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
 
-def backend_for(stage: str) -> Any:
-    """The loaded backend that settings name for ``stage`` (created and loaded on first use)."""
+def backend_for(stage: str, name: str | None = None) -> Any:
+    """The loaded backend ``name`` of ``stage`` (None: the one settings name), created and loaded on first use."""
+    settings = get_settings()
+    name = name or settings.stage(stage).backend
     with _lock:
-        backend = _instances.get(stage)
+        backend = _instances.get((stage, name))
         if backend is None:
-            settings = get_settings()
             registry = importlib.import_module(f"workers.{stage}.base").registry
-            backend = registry.create(settings.stage(stage).backend, settings)
-            _instances[stage] = backend
+            backend = registry.create(name, settings)
+            _instances[(stage, name)] = backend
     backend.load()
     return backend
 
@@ -49,6 +53,8 @@ def worker_stages() -> list[str]:
 
 @worker_process_init.connect
 def warm_up(**_: object) -> None:
+    settings = get_settings()
     for stage in worker_stages():
-        log.info("loading the %s backend", stage)
-        backend_for(stage)
+        for name in settings.stage(stage).backend_names():
+            log.info("loading the %s backend %s", stage, name)
+            backend_for(stage, name)

@@ -4,7 +4,8 @@
 ``started``, runs the stage's work, reports ``finished`` (or ``failed`` with an
 error code), and hands on to the next stage of the plan, or reports
 ``completed`` after the last one. Work that hands on by itself (a streamed
-reply fans out into sentence segments) returns ``None`` instead of a payload.
+reply fans out into sentence segments) returns, instead of a payload, ``None``
+or a callable that does the handing on once the ``finished`` event is out.
 Transient errors are retried with exponential backoff and jitter; permanent
 ones end the job with their code and never take the worker down.
 """
@@ -31,8 +32,10 @@ from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-# The work's output payload (None: the work has handed on by itself) and the summary for the events.
-StageWork = Callable[[JobPayload], tuple[JobPayload | None, dict[str, Any]]]
+# What the work hands on: the output payload for the next stage; or a callable that hands on by
+# itself, called after the "finished" event; or None when it has handed on already.
+HandOn = Callable[[], None]
+StageWork = Callable[[JobPayload], tuple[JobPayload | HandOn | None, dict[str, Any]]]
 
 
 @lru_cache(maxsize=1)
@@ -109,7 +112,9 @@ def run_stage(task: Task, stage: str, raw: object, work: StageWork, limits: str 
 
     seconds = time.perf_counter() - start
     emit("finished", seconds, **summary)
-    if output is None:
+    if output is None or not isinstance(output, JobPayload):
+        if output is not None:
+            output()
         return {"status": "ok", "seconds": round(seconds, 3)}
     following = output.for_next_stage()
     if following is None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
-from coordinator.store.models import Base, SchemaVersion
+from coordinator.store.models import AvatarRow, Base, SchemaVersion
 
 
 class SchemaError(RuntimeError):
@@ -22,7 +22,23 @@ def _v1_initial(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial]
+def _v2_language_probability(engine: Engine) -> None:
+    """jobs.detected_language_probability: how sure the ASR stage was of the language it detected."""
+    # A database created at version 1 by this code already has it (create_all uses today's models).
+    if "detected_language_probability" not in {c["name"] for c in inspect(engine).get_columns("jobs")}:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE jobs ADD COLUMN detected_language_probability FLOAT"))
+
+
+def _v3_personas_and_avatars(engine: Engine) -> None:
+    """The avatars table and sessions.avatar_id (a session's persona: system prompt, voice, avatar)."""
+    AvatarRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    if "avatar_id" not in {c["name"] for c in inspect(engine).get_columns("sessions")}:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE sessions ADD COLUMN avatar_id VARCHAR(36)"))
+
+
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_language_probability, _v3_personas_and_avatars]
 CURRENT_VERSION = len(MIGRATIONS)
 
 

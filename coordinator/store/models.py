@@ -29,6 +29,16 @@ class SessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     system_prompt: Mapped[str | None] = mapped_column(Text)
     voice: Mapped[str | None] = mapped_column(String(128))
+    avatar_id: Mapped[str | None] = mapped_column(String(36))  # the session's default portrait
+
+
+class AvatarRow(Base):
+    """A saved portrait, reusable by ID in jobs and sessions."""
+
+    __tablename__ = "avatars"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    portrait_key: Mapped[str] = mapped_column(ForeignKey("artifacts.key"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class JobRow(Base):
@@ -44,6 +54,7 @@ class JobRow(Base):
     text: Mapped[str | None] = mapped_column(Text)
     transcript: Mapped[str | None] = mapped_column(Text)
     detected_language: Mapped[str | None] = mapped_column(String(16))
+    detected_language_probability: Mapped[float | None] = mapped_column(Float)
     reply: Mapped[str | None] = mapped_column(Text)
     portrait_key: Mapped[str] = mapped_column(String(80))
     audio_key: Mapped[str | None] = mapped_column(String(80))

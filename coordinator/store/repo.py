@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from coordinator.store.models import ArtifactRow, EventRow, JobRow, SessionRow, StageRunRow
+from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow, StageRunRow
 from workers.events import JobEvent
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,25 @@ class JobStore:
                 row = SessionRow(id=session_id)
                 s.add(row)
             return row
+
+    def create_session(self, session: SessionRow) -> SessionRow:
+        """A new session, with its persona (system prompt, voice, avatar) if it has one."""
+        with self._sessions() as s, s.begin():
+            s.add(session)
+        return session
+
+    # --- avatars --------------------------------------------------------------
+    def create_avatar(self, avatar: AvatarRow, portrait: ArtifactRow) -> AvatarRow:
+        with self._sessions() as s, s.begin():
+            if s.get(ArtifactRow, portrait.key) is None:
+                s.add(portrait)
+                s.flush()
+            s.add(avatar)
+        return avatar
+
+    def get_avatar(self, avatar_id: str) -> AvatarRow | None:
+        with self._sessions() as s:
+            return s.get(AvatarRow, avatar_id)
 
     def session_jobs(self, session_id: str) -> list[JobRow]:
         with self._sessions() as s:
@@ -95,6 +114,28 @@ class JobStore:
                 job.status, job.error_code, job.error_message = "failed", code, message
                 job.finished_at = datetime.now(timezone.utc)
 
+    def mark_cancelled(self, job_id: str) -> bool:
+        """Cancel a job that has not ended; False when it had already ended."""
+        with self._sessions() as s, s.begin():
+            job = s.get(JobRow, job_id)
+            if job is None or job.status in TERMINAL:
+                return False
+            now = datetime.now(timezone.utc)
+            job.status, job.finished_at = "cancelled", now
+            job.error_code, job.error_message = "cancelled", "cancelled by the client"
+            pending = select(StageRunRow).where(StageRunRow.job_id == job_id,
+                                                StageRunRow.status.in_(("pending", "running", "retrying")))
+            for run in s.scalars(pending):
+                run.status = "cancelled"
+            s.add(EventRow(job_id=job_id, stage="job", kind="cancelled", at=now, data={}))
+            return True
+
+    def events_of_kind(self, job_id: str, kind: str) -> list[EventRow]:
+        with self._sessions() as s:
+            return list(s.scalars(
+                select(EventRow).where(EventRow.job_id == job_id, EventRow.kind == kind).order_by(EventRow.id)
+            ))
+
     def events_after(self, job_id: str, after_id: int) -> list[EventRow]:
         with self._sessions() as s:
             return list(s.scalars(
@@ -110,7 +151,7 @@ class JobStore:
         with self._sessions() as s:
             return {
                 model.__tablename__: s.scalar(select(func.count()).select_from(model)) or 0
-                for model in (SessionRow, JobRow, StageRunRow, ArtifactRow, EventRow)
+                for model in (SessionRow, JobRow, StageRunRow, ArtifactRow, EventRow, AvatarRow)
             }
 
     # --- events from the workers ----------------------------------------------
@@ -146,7 +187,8 @@ def _apply_to_stage(run: StageRunRow, ev: JobEvent, at: datetime) -> None:
 
 
 _JOB_FIELDS = {
-    "transcript": "transcript", "language": "detected_language", "reply": "reply",
+    "transcript": "transcript", "language": "detected_language",
+    "language_probability": "detected_language_probability", "reply": "reply",
     "speech_key": "speech_key", "speech_seconds": "speech_seconds",
     "video_key": "video_key", "video_seconds": "video_seconds",
 }

@@ -149,3 +149,12 @@ def test_limits_of_another_stage_apply(recorded):
     with pytest.raises(Retry):
         stage_module.run_stage(task, "assemble", payload(("animation",)), flaky, limits="animation")
     assert task.retried_with["max_retries"] == stage_module.get_settings().animation.max_retries
+
+
+def test_a_callable_hands_on_after_the_finished_event(recorded):
+    events, published = recorded
+    seen: list[list[str]] = []
+    stage_module.run_stage(FakeTask(), "animation", payload(("animation",)),
+                           lambda job: (lambda: seen.append([e.kind for e in events]), {"segment_seconds": 1.0}))
+    assert seen == [["started", "finished"]]
+    assert [e.kind for e in events] == ["started", "finished"] and published == []
