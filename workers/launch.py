@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="talkfarm-worker", description=__doc__)
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--concurrency", type=int, help="processes (default: the stage's setting)")
-    parser.add_argument("--pool", default="prefork", choices=("prefork", "solo", "threads"),
-                        help="prefork isolates crashes; solo or threads for one GPU per process")
+    parser.add_argument("--pool", choices=("prefork", "solo", "threads"),
+                        help="prefork isolates crashes; solo or threads for one GPU per process "
+                             "(default: the stage's `pool` setting)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
 
@@ -41,14 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     from workers.celery_app import app
     from workers.runtime import warm_up
 
-    if args.pool != "prefork":
+    pool = args.pool or settings.stage(args.stage).pool
+    if pool != "prefork":
         # No child processes: load in the worker process itself.
         worker_init.connect(warm_up, weak=False)
     concurrency = args.concurrency or settings.stage(args.stage).concurrency
     app.worker_main([
         # The queue prefix is in the node name too, so two farms on one host (tests) do not clash.
         "worker", "--queues", settings.queue_name(args.stage), "--hostname", f"{settings.queue_prefix}{args.stage}@%h",
-        "--pool", args.pool, "--concurrency", str(concurrency), "--loglevel", args.loglevel,
+        "--pool", pool, "--concurrency", str(concurrency), "--loglevel", args.loglevel,
         "--task-events", "--without-gossip", "--without-mingle",
     ])
     return 0

@@ -33,6 +33,9 @@ class StageLimits(BaseModel):
     hard_seconds: float = 150.0
     max_retries: int = 3
     concurrency: int = 1
+    # Celery pool of the stage's workers: prefork isolates crashes; threads lets concurrent tasks
+    # share one loaded model (LLM batching, wav2lip GPU batches); solo for one GPU per process.
+    pool: Literal["prefork", "threads", "solo"] = "prefork"
 
     def backend_names(self) -> list[str]:
         """Every backend a worker of this stage loads; the first is the default."""
