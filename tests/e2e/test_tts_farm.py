@@ -40,8 +40,9 @@ def test_speak_stores_phoneme_timings_and_reuses_phrases(farm: Farm, portrait_by
     stats = redis.Redis.from_url(RESULTS_URL)
     hits_before = int(stats.hget(STATS, "hits") or 0)
 
+    # Not streamed: one speech artifact (and one timings artifact) for the whole text.
     first = submit(farm, portrait_bytes, mode="speak", text="Good afternoon! The phrase cache keeps this.",
-                   voice="en_US-joe-medium")
+                   voice="en_US-joe-medium", stream="false")
     assert first["status"] == "succeeded", first["error"]
     documents = [d for d in timings_documents(farm)
                  if d.get("kind") == "phoneme" and abs(d["seconds"] - first["speech_seconds"]) < 0.01]
@@ -50,6 +51,6 @@ def test_speak_stores_phoneme_timings_and_reuses_phrases(farm: Farm, portrait_by
     assert document["source"] == "model" and len(document["items"]) > 20
     assert document["items"][-1]["end"] <= first["speech_seconds"] + 0.01
 
-    again = submit(farm, portrait_bytes, mode="speak", text="Good afternoon! This sentence is new.")
+    again = submit(farm, portrait_bytes, mode="speak", text="Good afternoon! This sentence is new.", stream="false")
     assert again["status"] == "succeeded", again["error"]
     assert int(stats.hget(STATS, "hits") or 0) >= hits_before + 1

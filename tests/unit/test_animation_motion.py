@@ -95,3 +95,13 @@ def test_same_seed_same_motion() -> None:
     first = blink_curve(500, FPS, np.random.default_rng(9))
     again = blink_curve(500, FPS, np.random.default_rng(9))
     assert np.array_equal(first, again)
+
+
+def test_edge_envelope_rests_at_both_ends() -> None:
+    from workers.animation.motion import edge_envelope
+
+    env = edge_envelope(50, 25)
+    assert env[0] == 0.0 and env[-1] == pytest.approx(0.0, abs=0.03)
+    assert env[25] == 1.0 and (env >= 0).all() and (env <= 1).all()
+    assert np.all(np.diff(env[:7]) > 0) and np.all(np.diff(env[-7:]) < 0)
+    assert len(edge_envelope(3, 25)) == 3 and edge_envelope(1, 25).tolist() == [0.0]

@@ -31,8 +31,11 @@ class RenderRequest:
     # Phoneme or word timings of ``audio`` from the TTS stage (seconds from its start).
     timings: tuple[Timing, ...] = ()
     face_index: int = 0  # which face to animate, 0 the largest
-    # The portrait's artifact key: its content hash, which keys the preparation cache.
+    # The portrait's artifact key; keys the preparation cache (None: the bytes' hash).
     portrait_key: str | None = None
+    # A sentence segment of a streamed reply: start and end in the rest pose (no head offset, no
+    # blink), so that consecutive segments join without a visible jump.
+    segment: bool = False
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,19 @@ def blink_curve(
     return closure
 
 
+def edge_envelope(frames: int, fps: int, ramp_s: float = 0.3) -> np.ndarray:
+    """1 in the middle, easing (raised cosine) to 0 on the first and last frame: motion that starts and
+    ends at rest, for segments that are joined end to end."""
+    ramp = max(1, min(int(round(ramp_s * fps)), frames // 2))
+    envelope = np.ones(frames, np.float32)
+    if frames < 2:
+        return np.zeros(frames, np.float32)
+    rise = (0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)).astype(np.float32)
+    envelope[:ramp] = np.minimum(envelope[:ramp], rise)
+    envelope[frames - ramp:] = np.minimum(envelope[frames - ramp:], rise[::-1])
+    return envelope
+
+
 def head_drift(frames: int, fps: int, rng: np.random.Generator, amplitude_px: float) -> np.ndarray:
     """A slow, smooth offset per frame, shape ``(frames, 2)``, within ``amplitude_px`` pixels.
 

@@ -85,7 +85,8 @@ def _render(job: JobPayload) -> tuple[JobPayload | HandOn, dict[str, Any]]:
     cache = video_cache()
     text = spoken_text(job)
     # What shapes this video besides portrait and speech: the face, and what the mouth follows.
-    shaping = {**render_settings(settings), "face": job.face_index, "timings": job.timings_key, "text": text}
+    shaping = {**render_settings(settings), "face": job.face_index, "timings": job.timings_key, "text": text,
+               "segment": job.segment is not None}
     key = render_key(job.portrait_key, speech_key, backend.name, backend.version, shaping)
 
     cached = cache.get(key)
@@ -99,7 +100,7 @@ def _render(job: JobPayload) -> tuple[JobPayload | HandOn, dict[str, Any]]:
             result = backend.render(RenderRequest(
                 portrait=store.read_bytes(job.portrait_key), audio=audio, sample_rate=SPEECH_RATE,
                 output=output, text=text, timings=load_timings(store, job.timings_key),
-                face_index=job.face_index, portrait_key=job.portrait_key,
+                face_index=job.face_index, portrait_key=job.portrait_key, segment=job.segment is not None,
             ))
             video = store.put_file(output, "mp4")
         meta = {"video_seconds": round(result.seconds, 3), "frames": result.frames,

@@ -6,8 +6,9 @@ sentences come from and go to the phrase cache (``tts.phrase_cache_ttl_seconds``
 as a JSON artifact whose key goes on the payload as ``timings_key``.
 
 A sentence segment of a streamed reply (``segment`` on the payload) speaks its
-``segment_text``, ends with the sentence pause and is padded to whole video
-frames, so that the segments join without drift (see ``workers.streaming``).
+``segment_text`` with half the sentence pause before it and half after, padded
+to whole video frames: segments join without drift, and every seam falls in a
+pause where the mouth is closed (see ``workers.streaming``).
 """
 
 from __future__ import annotations
@@ -64,12 +65,18 @@ def _synthesize(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
     backend: TTSBackend = backend_for("tts", name)
     speech = backend.synthesize(text, voice=job.voice, language=language, cache=cache)
     samples = speech.samples
+    lead = 0.0
+    document = timings_document(speech)
     if job.segment is not None:
-        pause = np.zeros(int(settings.tts.sentence_pause_seconds * speech.sample_rate), dtype=np.float32)
-        samples = pad_to_frames(np.concatenate([samples, pause]), speech.sample_rate, settings.animation.fps)
+        half = np.zeros(int(settings.tts.sentence_pause_seconds * speech.sample_rate / 2), dtype=np.float32)
+        samples = pad_to_frames(np.concatenate([half, samples, half]), speech.sample_rate, settings.animation.fps)
+        lead = len(half) / speech.sample_rate
+    if document is not None and lead:
+        for item in document["items"]:
+            item["start"], item["end"] = round(item["start"] + lead, 4), round(item["end"] + lead, 4)
+        document["seconds"] = round(len(samples) / speech.sample_rate, 4)
     store = ArtifactStore(settings.artifact_dir)
     artifact = store.put_bytes(wav_bytes(samples, speech.sample_rate), "wav")
-    document = timings_document(speech)
     timings_key = None
     if document is not None:
         timings_key = store.put_bytes(json.dumps(document, ensure_ascii=False).encode("utf-8"), "json").key

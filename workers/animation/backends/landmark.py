@@ -34,7 +34,14 @@ from workers.animation.base import (
     registry,
 )
 from workers.animation.encoder import VideoWriter, as_mono, frame_count
-from workers.animation.motion import MouthOptions, RigOptions, blink_curve, head_drift, speech_features
+from workers.animation.motion import (
+    MouthOptions,
+    RigOptions,
+    blink_curve,
+    edge_envelope,
+    head_drift,
+    speech_features,
+)
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
 from workers.errors import ModelMissingError, PermanentError, TransientError
 from workers.settings import Settings
@@ -121,6 +128,11 @@ class LandmarkAnimator(AnimationBackend):
         rng = np.random.default_rng(zlib.crc32(request.portrait) ^ zlib.crc32(audio.tobytes()))
         blinks = blink_curve(frames, fps, rng, options.blink_interval_s, options.blink_seconds)
         drift = head_drift(frames, fps, rng, options.head_motion_px)
+        if request.segment:
+            # Joined to other segments: start and end in the rest pose, so the seams do not jump.
+            envelope = edge_envelope(frames, fps)
+            drift = drift * envelope[:, None]
+            blinks = blinks * envelope
 
         rig = FaceRig(portrait, options.rig)
         started = time.perf_counter()
