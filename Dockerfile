@@ -1,5 +1,5 @@
 # One image recipe for every talkfarm process; each service installs only its extras.
-#   EXTRAS: the setup.cfg extras of the process (asr, llm, tts, zh, animation, postgres, flower)
+#   EXTRAS: the setup.cfg extras of the process (asr, llm, tts, zh, animation, wav2lip, postgres, flower)
 #   STAGE:  for a stage worker, the stage whose embedded models are prepared into the image
 #   TORCH_SPEC: the torch requirement for the llm image (a CUDA build from PyPI by default;
 #               point PIP_EXTRA_INDEX_URL at a CPU wheel index for small CPU-only images)
