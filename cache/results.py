@@ -83,7 +83,7 @@ class ResultCache:
         return True
 
     def stats(self) -> dict[str, int]:
-        return _read_stats(self._stats, self._stats_key)
+        return read_stats(self._stats, self._stats_key)
 
     def ping(self) -> bool:
         try:
@@ -102,7 +102,7 @@ def namespace_stats(settings: "Settings", namespace: str) -> dict[str, int]:
     """Hit and miss counts of one namespace, for ``GET /v1/stats``: reads only the results Redis,
     through one client per process."""
     client = _stats_client(settings.redis.results_url, settings.redis.socket_timeout)
-    return _read_stats(client, f"talkfarm:stats:{namespace}_cache")
+    return read_stats(client, f"talkfarm:stats:{namespace}_cache")
 
 
 @functools.lru_cache(maxsize=4)
@@ -110,7 +110,8 @@ def _stats_client(url: str, socket_timeout: float) -> "redis.Redis[bytes]":
     return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
 
 
-def _read_stats(client: "redis.Redis[bytes]", key: str) -> dict[str, int]:
+def read_stats(client: "redis.Redis[bytes]", key: str) -> dict[str, int]:
+    """The hit and miss counters in hash ``key``; zeros when Redis is down."""
     try:
         raw = client.hgetall(key)
     except redis.RedisError:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from cache.results import read_stats
+
 if TYPE_CHECKING:
     from workers.settings import Settings
 
@@ -68,11 +70,7 @@ class VideoCache:
         return True
 
     def stats(self) -> dict[str, int]:
-        try:
-            raw = self._stats.hgetall(_STATS)
-        except redis.RedisError:
-            return {"hits": 0, "misses": 0}
-        return {"hits": int(raw.get(b"hits", 0)), "misses": int(raw.get(b"misses", 0))}
+        return read_stats(self._stats, _STATS)
 
     def ping(self) -> bool:
         try:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cache.faq import FaqCache
+from cache.faq import NAMESPACE as FAQ_NAMESPACE
+from cache.results import namespace_stats
 from coordinator import admission
 from coordinator.errors import ApiError
 from coordinator.store.models import ArtifactRow, AvatarRow, SessionRow
@@ -173,11 +173,6 @@ async def get_avatar_portrait(request: Request, avatar_id: str) -> FileResponse:
     return FileResponse(path)
 
 
-@lru_cache(maxsize=4)
-def _faq_cache(cache_url: str, stats_url: str) -> FaqCache:
-    return FaqCache(cache_url, stats_url, ttl_seconds=1)
-
-
 def faq_stats(settings: Settings) -> dict[str, int]:
     """FAQ answer cache hits and misses (counted by the LLM workers)."""
-    return _faq_cache(settings.redis.cache_url, settings.redis.results_url).stats()
+    return namespace_stats(settings, FAQ_NAMESPACE)
