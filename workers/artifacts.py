@@ -104,3 +104,17 @@ class ArtifactStore:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temporary file in the same folder and a rename, readable
+    by all: a reader never sees a partial file (used to install prepared model files)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; workers may run as another user
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from workers.artifacts import copy_atomic
 from workers.errors import ModelMissingError
 from workers.settings import Settings
 from workers.tts import zh_prepare
@@ -84,7 +82,7 @@ def prepare(settings: Settings, force: bool = False) -> list[Path]:
             )
         target = target_dir / name
         if force or not _same_size(source, target):
-            _copy_atomic(source, target)
+            copy_atomic(source, target)
             log.info("prepared voice file %s", target)
         else:
             log.info("voice file %s is present; skipping", target)
@@ -97,15 +95,3 @@ def prepare(settings: Settings, force: bool = False) -> list[Path]:
 
 def _same_size(source: Path, target: Path) -> bool:
     return target.is_file() and target.stat().st_size == source.stat().st_size
-
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; workers may run as another user
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

@@ -33,6 +33,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from workers.artifacts import copy_atomic
 from workers.errors import ModelMissingError
 from workers.settings import Settings
 
@@ -113,7 +114,7 @@ def prepare(settings: Settings, force: bool = False) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     (target / MANIFEST).unlink(missing_ok=True)  # written last: a folder without it is incomplete
     for name in FILES:
-        _copy_atomic(converted / name, target / name)
+        copy_atomic(converted / name, target / name)
     _write_atomic(target / MANIFEST, json.dumps(wanted, indent=2, sort_keys=True))
     log.info("prepared the Mandarin voice in %s", target)
     return paths
@@ -185,18 +186,6 @@ def _run(command: list[str], timeout: float, what: str) -> None:
         raise ModelMissingError(f"{what} took longer than {timeout:.0f} s") from e
     except OSError as e:
         raise ModelMissingError(f"{what} failed: {e}") from e
-
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, temporary)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; workers may run as another user
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def _write_atomic(target: Path, text: str) -> None:
