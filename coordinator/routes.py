@@ -11,35 +11,17 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from cache.results import namespace_stats
 from coordinator import admission
+from coordinator.context import job_or_404, public_base, runtime_of, voice_catalog
 from coordinator.errors import ApiError
 from coordinator.jobs import JobRequest, JobService
-from coordinator.runtime import Runtime
 from coordinator.sessions import faq_stats, session_view
 from coordinator.sessions import router as sessions_router
 from coordinator.sse import job_event_stream
 from coordinator.stream_routes import is_streamed, streaming_view
 from coordinator.views import job_urls, job_view, turn_view
 from workers.payload import STAGES
-from workers.tts.voices import VoiceCatalog
 
 router = APIRouter()
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _voices(request: Request) -> VoiceCatalog:
-    """The TTS voice catalog of this process (voices from settings and folders, no model loaded)."""
-    catalog: VoiceCatalog | None = getattr(request.app.state, "voices", None)
-    if catalog is None:
-        catalog = request.app.state.voices = VoiceCatalog(_runtime(request).settings)
-    return catalog
-
-
-def _base(request: Request) -> str:
-    return _runtime(request).settings.public_url or str(request.base_url).rstrip("/")
 
 
 def _suffix(upload: UploadFile) -> str:
@@ -68,7 +50,7 @@ async def submit_job(
         description="render the reply sentence by sentence (segments, HLS); default: the `stream_replies` setting",
     )] = None,
 ) -> JSONResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     limits = rt.settings.limits
     checked_mode = admission.check_mode(mode)
     if session_id is not None:
@@ -83,7 +65,7 @@ async def submit_job(
     admission.check_inputs(checked_mode, audio is not None, clean_text)
     face_index = admission.check_face(face)
     if voice:
-        await asyncio.to_thread(admission.check_voice, voice, language, _voices(request))
+        await asyncio.to_thread(admission.check_voice, voice, language, voice_catalog(request))
 
     portrait_bytes, portrait_ext = None, "bin"
     if portrait is not None:  # else the avatar's, or the session's avatar
@@ -100,7 +82,7 @@ async def submit_job(
                              face_index=face_index, avatar_id=avatar)
     service: JobService = rt.jobs
     submitted = await asyncio.to_thread(service.submit, job_request)
-    base = _base(request)
+    base = public_base(request)
     return JSONResponse(status_code=202, content={
         "job_id": submitted.job_id,
         "session_id": submitted.session_id,
@@ -110,29 +92,23 @@ async def submit_job(
     })
 
 
-async def _job_or_404(rt: Runtime, job_id: str) -> tuple[Any, Any]:
-    found = await asyncio.to_thread(rt.store.get_job, job_id)
-    if found is None:
-        raise ApiError(404, "job_not_found", f"no job {job_id}")
-    return found
-
-
 @router.get("/v1/jobs/{job_id}", summary="Job status, stage timings, transcript and reply")
 async def get_job(request: Request, job_id: str) -> dict[str, Any]:
-    rt = _runtime(request)
-    job, stages = await _job_or_404(rt, job_id)
+    rt = runtime_of(request)
+    job, stages = await job_or_404(rt, job_id)
     streamed = await asyncio.to_thread(is_streamed, rt, job_id)
     segments = await asyncio.to_thread(rt.store.events_of_kind, job_id, "segment") if streamed else []
-    return {**job_view(job, stages, _base(request)), **streaming_view(job, segments, streamed, _base(request))}
+    base = public_base(request)
+    return {**job_view(job, stages, base), **streaming_view(job, segments, streamed, base)}
 
 
 @router.get("/v1/jobs/{job_id}/events", summary="Server-sent events as the stages progress")
 async def job_events(request: Request, job_id: str,
                      last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
-    rt = _runtime(request)
-    await _job_or_404(rt, job_id)
+    rt = runtime_of(request)
+    await job_or_404(rt, job_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return StreamingResponse(job_event_stream(rt.store, rt.watchers, job_id, after, _base(request)),
+    return StreamingResponse(job_event_stream(rt.store, rt.watchers, job_id, after, public_base(request)),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -140,8 +116,8 @@ async def job_events(request: Request, job_id: str,
 @router.get("/v1/jobs/{job_id}/video", summary="The MP4 (H.264 + AAC, faststart, range requests)",
             response_class=FileResponse)
 async def job_video(request: Request, job_id: str) -> FileResponse:
-    rt = _runtime(request)
-    job, _ = await _job_or_404(rt, job_id)
+    rt = runtime_of(request)
+    job, _ = await job_or_404(rt, job_id)
     if job.status != "succeeded" or not job.video_key:
         code = "job_failed" if job.status == "failed" else "video_not_ready"
         raise ApiError(409, code, f"job {job_id} is {job.status}; it has no video")
@@ -154,17 +130,17 @@ async def job_video(request: Request, job_id: str) -> FileResponse:
 
 @router.get("/v1/sessions/{session_id}", summary="A session and its turns")
 async def get_session(request: Request, session_id: str) -> dict[str, Any]:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     row = await asyncio.to_thread(rt.store.get_session, session_id)
     if row is None:
         raise ApiError(404, "session_not_found", f"no session {session_id}")
     jobs = await asyncio.to_thread(rt.store.session_jobs, session_id)
-    return {**session_view(row, _base(request)), "turns": [turn_view(job, _base(request)) for job in jobs]}
+    return {**session_view(row, public_base(request)), "turns": [turn_view(job, public_base(request)) for job in jobs]}
 
 
 @router.get("/v1/stats", summary="Cache hits and misses (video, FAQ, ASR), queue backlog")
 async def stats(request: Request) -> dict[str, Any]:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     cache = await asyncio.to_thread(rt.cache.stats)
     depth = {}
     for stage in STAGES:
@@ -176,8 +152,8 @@ async def stats(request: Request) -> dict[str, Any]:
 
 @router.get("/v1/voices", summary="The voices a job may name, with their languages and backends")
 async def voices(request: Request) -> dict[str, Any]:
-    settings = _runtime(request).settings
-    listed = await asyncio.to_thread(_voices(request).voices)
+    settings = runtime_of(request).settings
+    listed = await asyncio.to_thread(voice_catalog(request).voices)
     return {
         "voices": [{"name": v.name, "backend": v.backend, "languages": list(v.languages), "default": v.default}
                    for v in listed],
@@ -193,7 +169,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="The broker, Redis and the database answer")
 async def readyz(request: Request) -> JSONResponse:
-    checks = await asyncio.to_thread(_runtime(request).check_dependencies)
+    checks = await asyncio.to_thread(runtime_of(request).check_dependencies)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)

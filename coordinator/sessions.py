@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from cache.faq import NAMESPACE as FAQ_NAMESPACE
 from cache.results import namespace_stats
 from coordinator import admission
+from coordinator.context import public_base, runtime_of, voice_catalog
 from coordinator.errors import ApiError
 from coordinator.store.models import ArtifactRow, AvatarRow, SessionRow
 from coordinator.store.repo import JobStore
 from workers.settings import Settings
-from workers.tts.voices import VoiceCatalog
 
 if TYPE_CHECKING:
     from coordinator.runtime import Runtime
@@ -76,23 +76,6 @@ class SessionCreate(BaseModel):
     avatar: str | None = Field(default=None, description="avatar ID (POST /v1/avatars) used when a job has no portrait")
 
 
-def _runtime(request: Request) -> "Runtime":
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _base(request: Request) -> str:
-    return _runtime(request).settings.public_url or str(request.base_url).rstrip("/")
-
-
-def _voices(request: Request) -> VoiceCatalog:
-    # Shared with the job route through app.state: one catalog per process.
-    catalog: VoiceCatalog | None = getattr(request.app.state, "voices", None)
-    if catalog is None:
-        catalog = request.app.state.voices = VoiceCatalog(_runtime(request).settings)
-    return catalog
-
-
 def session_view(row: SessionRow, base: str) -> dict[str, Any]:
     return {
         "session_id": row.id,
@@ -126,12 +109,12 @@ def _create_session(store: JobStore, body: SessionCreate, max_chars: int) -> Ses
              description="JSON body (all optional): `system_prompt`, `voice`, `avatar`. "
                          "The session's jobs use them unless they name their own.")
 async def create_session(request: Request, body: SessionCreate | None = None) -> JSONResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     body = body or SessionCreate()
     if body.voice:
-        await asyncio.to_thread(admission.check_voice, body.voice, None, _voices(request))
+        await asyncio.to_thread(admission.check_voice, body.voice, None, voice_catalog(request))
     row = await asyncio.to_thread(_create_session, rt.store, body, rt.settings.limits.max_system_prompt_chars)
-    return JSONResponse(status_code=201, content=session_view(row, _base(request)))
+    return JSONResponse(status_code=201, content=session_view(row, public_base(request)))
 
 
 def _save_avatar(rt: "Runtime", data: bytes, ext: str) -> AvatarRow:
@@ -146,26 +129,26 @@ async def create_avatar(
     request: Request,
     portrait: Annotated[UploadFile | None, File(description="portrait photo (JPEG, PNG, WebP, ...)")] = None,
 ) -> JSONResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     if portrait is None:
         raise ApiError(422, "portrait_required", "a `portrait` image file is required")
     data = await portrait.read()
     ext = await asyncio.to_thread(admission.check_image, data, rt.settings.limits)
     avatar = await asyncio.to_thread(_save_avatar, rt, data, ext)
-    return JSONResponse(status_code=201, content=avatar_view(avatar, _base(request)))
+    return JSONResponse(status_code=201, content=avatar_view(avatar, public_base(request)))
 
 
 @router.get("/v1/avatars/{avatar_id}", summary="A saved avatar")
 async def get_avatar(request: Request, avatar_id: str) -> dict[str, Any]:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     avatar = await asyncio.to_thread(avatar_or_404, rt.store, avatar_id)
-    return avatar_view(avatar, _base(request))
+    return avatar_view(avatar, public_base(request))
 
 
 @router.get("/v1/avatars/{avatar_id}/portrait", summary="A saved avatar's portrait image",
             response_class=FileResponse)
 async def get_avatar_portrait(request: Request, avatar_id: str) -> FileResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     avatar = await asyncio.to_thread(avatar_or_404, rt.store, avatar_id)
     path = rt.artifacts.path(avatar.portrait_key)
     if not await asyncio.to_thread(path.is_file):

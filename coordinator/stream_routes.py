@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import Histogram
 
+from coordinator.context import job_or_404, runtime_of
 from coordinator.errors import ApiError
 from coordinator.hls import PlaylistEntry, playlist
 from coordinator.runtime import Runtime
@@ -30,15 +31,6 @@ TIME_TO_FIRST_SEGMENT = Histogram(
     buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 8, 13, 21, 34, 60),
 )
 _MEDIA = {"ts": "video/mp2t", "mp4": "video/mp4"}
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _base(request: Request) -> str:
-    return _runtime(request).settings.public_url or str(request.base_url).rstrip("/")
 
 
 def _aware(at: datetime, like: datetime) -> datetime:
@@ -84,18 +76,11 @@ def observe_first_segment(job: JobRow, at: datetime) -> None:
         TIME_TO_FIRST_SEGMENT.observe(max(0.0, seconds))
 
 
-async def _job(rt: Runtime, job_id: str) -> JobRow:
-    found = await asyncio.to_thread(rt.store.get_job, job_id)
-    if found is None:
-        raise ApiError(404, "job_not_found", f"no job {job_id}")
-    return found[0]
-
-
 @router.delete("/v1/jobs/{job_id}", status_code=202, summary="Cancel a job",
                description="Stops the job's remaining subtasks: none starts after this answers. "
                            "A subtask already running finishes, but its result is not used.")
 async def cancel_job(request: Request, job_id: str) -> JSONResponse:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     status = await asyncio.to_thread(rt.jobs.cancel, job_id)
     return JSONResponse(status_code=202, content={"job_id": job_id, "status": status})
 
@@ -103,8 +88,8 @@ async def cancel_job(request: Request, job_id: str) -> JSONResponse:
 @router.get("/v1/jobs/{job_id}/stream.m3u8", summary="HLS playlist of a streamed job's segments",
             response_class=Response)
 async def job_playlist(request: Request, job_id: str) -> Response:
-    rt = _runtime(request)
-    job = await _job(rt, job_id)
+    rt = runtime_of(request)
+    job, _ = await job_or_404(rt, job_id)
     if not await asyncio.to_thread(is_streamed, rt, job_id):
         raise ApiError(404, "not_streamed", f"job {job_id} was not streamed; its video is at /video")
     events = await asyncio.to_thread(rt.store.events_of_kind, job_id, "segment")
@@ -117,8 +102,8 @@ async def job_playlist(request: Request, job_id: str) -> Response:
 @router.get("/v1/jobs/{job_id}/segments/{index}.{ext}", summary="One segment (MPEG-TS or MP4)",
             response_class=FileResponse)
 async def job_segment(request: Request, job_id: str, index: int, ext: str) -> FileResponse:
-    rt = _runtime(request)
-    await _job(rt, job_id)
+    rt = runtime_of(request)
+    await job_or_404(rt, job_id)
     if ext not in _MEDIA:
         raise ApiError(404, "segment_not_found", "segments are served as .ts or .mp4")
     events = await asyncio.to_thread(rt.store.events_of_kind, job_id, "segment")
