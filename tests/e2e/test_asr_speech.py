@@ -186,7 +186,9 @@ def test_every_upload_format_transcribes(
 def test_vad_trims_leading_and_trailing_silence(
     whisper_base: ASRBackend, piper_clips: dict[str, tuple[np.ndarray, int]]
 ) -> None:
-    sentence = ROUND_TRIP[6]
+    # Whisper base hears Piper's "Australia" as "Bosch, Traelia" in some of Piper's (random) takes;
+    # this sentence it heard within one word in 20 of 20 takes.
+    sentence = ROUND_TRIP[0]
     speech = as_upload(*piper_clips[sentence])
     hiss = (0.002 * np.random.default_rng(3).standard_normal(3 * SAMPLE_RATE)).astype(np.float32)
     padded = np.concatenate([hiss, speech, hiss])
