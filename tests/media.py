@@ -49,6 +49,13 @@ def gray_frames(path: Path) -> np.ndarray:
                          for f in container.decode(video=0)])
 
 
+def keyframes(path: Path) -> np.ndarray:
+    """Per frame: whether it is a keyframe. At a keyframe the encoder starts afresh, which changes every
+    pixel a little (about 2.5 grey levels at CRF 20), so frame differences there are not motion."""
+    with av.open(str(path)) as container:
+        return np.array([f.key_frame for f in container.decode(video=0)], dtype=bool)
+
+
 def mouth_box(portrait: bytes, width: int, height: int) -> tuple[int, int, int, int]:
     """Box around the mouth and chin, in the video's pixel coordinates."""
     import cv2
