@@ -60,14 +60,15 @@ def main() -> None:
     import cv2
     import numpy as np
 
+    from contracts.settings import AnimationSettings, Settings
+    from contracts.timings import Timing
+    from pipeline.stages import prepare_models
     from workers.animation.backends.landmark import LandmarkAnimator, LandmarkOptions
     from workers.animation.base import RenderRequest
+    from workers.animation.encoder import EncoderOptions
     from workers.animation.faces import FaceChecks, FaceModels
     from workers.animation.portrait_cache import PortraitCache, PortraitPreparer
     from workers.animation.prepare import landmark_model_path
-    from workers.models import prepare_models
-    from workers.settings import AnimationSettings, Settings
-    from workers.tts.base import Timing
     from workers.tts.base import registry as tts_registry
 
     cv2.setNumThreads(1)
@@ -116,7 +117,7 @@ def main() -> None:
             # The face is 43 px across at 256: below the default minimum, allowed here to time the size.
             sized = Settings(data_dir=root / f"data-{size}",
                              animation=AnimationSettings(max_side=size, min_face_px=32))
-            animator = LandmarkAnimator(sized, LandmarkOptions(encoder_threads=1))
+            animator = LandmarkAnimator(sized, LandmarkOptions(encoder=EncoderOptions(threads=1)))
             started = time.perf_counter()
             animator.load()
             load_s = time.perf_counter() - started

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from contracts.audio import decode_audio, wav_bytes
+from contracts.settings import Settings
+from pipeline.stages import prepare_models
 from workers.asr.base import SAMPLE_RATE, ASRBackend
 from workers.asr.base import registry as asr_registry
-from workers.audio import decode_audio, wav_bytes
-from workers.models import prepare_models
-from workers.settings import Settings
 from workers.tts.base import registry as tts_registry
 
 RESULTS = Path(__file__).parent / "results"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import httpx
 
+from contracts.audio import wav_bytes
+from contracts.payload import STAGES
+from contracts.settings import Settings
+from pipeline.stages import prepare_models
 from tests.conftest import DATA, FARM_LIMITS
 from tests.farm import farm_fixture
-from workers.audio import wav_bytes
-from workers.models import prepare_models
-from workers.payload import STAGES
-from workers.settings import Settings
 from workers.tts.base import registry as tts_registry
 
 QUESTIONS = [

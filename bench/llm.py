@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contracts.payload import Turn
+from contracts.settings import Settings
 from workers.llm.backends.transformers_llm import TransformersLLM
 from workers.llm.base import GenerationOptions
 from workers.llm.prepare import prepare
 from workers.llm.text import build_messages
-from workers.payload import Turn
-from workers.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 QUESTIONS = (

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import httpx
 
+from contracts.settings import Settings
+from pipeline.stages import prepare_models
 from tests.conftest import DATA, FARM_LIMITS
 from tests.farm import farm_fixture
-from workers.models import prepare_models
-from workers.settings import Settings
 
 NAMES = ["Anna", "Boris", "Chloe", "Dmitri", "Elena", "Farid", "Grace", "Hugo", "Ines"]
 SPEAK = {

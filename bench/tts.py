@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workers.models import prepare_models
-from workers.sentences import split_sentences
-from workers.settings import Settings
+from contracts.settings import Settings
+from contracts.text.sentences import split_sentences
+from pipeline.stages import prepare_models
 from workers.tts.base import TTSBackend
 from workers.tts.base import registry as tts_registry
 

@@ -4,7 +4,7 @@ A question asked at the start of a conversation ("What are your opening hours?")
 gets the same reply whoever asks it, as long as the persona (system prompt), the
 model and the generation options are the same and sampling is deterministic.
 The LLM stage looks such questions up here before generating. Entries are the
-``faq`` namespace of ``cache.results.ResultCache``: in the LRU cache Redis
+``faq`` namespace of ``cache.store.Cache``: in the LRU cache Redis
 instance (evicted with the videos), hit and miss counters in the results
 instance. A cache that is down is a miss, never a failed job.
 """
@@ -16,10 +16,10 @@ import unicodedata
 from typing import TYPE_CHECKING, Any, Mapping
 
 from cache.keys import content_hash
-from cache.results import ResultCache
+from cache.store import Cache
 
 if TYPE_CHECKING:
-    from workers.settings import Settings
+    from contracts.settings import Settings
 
 NAMESPACE = "faq"
 _NOT_WORD = re.compile(r"[^\w]+")
@@ -44,7 +44,7 @@ class FaqCache:
     """Replies by FAQ key: the ``faq`` namespace of the JSON result cache."""
 
     def __init__(self, cache_url: str, stats_url: str, ttl_seconds: int, socket_timeout: float = 2.0) -> None:
-        self._results = ResultCache(NAMESPACE, cache_url, stats_url, ttl_seconds, socket_timeout)
+        self._results = Cache(NAMESPACE, cache_url, stats_url, ttl_seconds, socket_timeout)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "FaqCache":

@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
-from workers.errors import StageError
-from workers.payload import STAGES
-from workers.settings import get_settings
+from contracts.errors import StageError
+from contracts.settings import get_settings
+from pipeline.stages import STAGE_NAMES, STAGES, prepare_models
 
 
 def _db_upgrade(_: argparse.Namespace) -> int:
@@ -30,10 +29,8 @@ def _db_upgrade(_: argparse.Namespace) -> int:
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
-    from workers.models import prepare_models
-
     settings = get_settings()
-    for stage, paths in prepare_models(settings, args.stage or STAGES, force=args.force).items():
+    for stage, paths in prepare_models(settings, args.stage or STAGE_NAMES, force=args.force).items():
         print(f"{stage}: " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -41,8 +38,8 @@ def _models_prepare(args: argparse.Namespace) -> int:
 def _models_check(args: argparse.Namespace) -> int:
     settings = get_settings()
     missing = 0
-    for stage in args.stage or STAGES:
-        registry = importlib.import_module(f"workers.{stage}.base").registry
+    for stage in args.stage or STAGE_NAMES:
+        registry = STAGES[stage].registry()
         try:
             registry.create(settings.stage(stage).backend, settings).check()
             print(f"{stage}: ok ({settings.stage(stage).backend})")
@@ -68,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
     models = sub.add_parser("models", help="the embedded models").add_subparsers(dest="action", required=True)
     prep = models.add_parser("prepare", help="prepare the embedded models into TALKFARM_MODEL_DIR")
-    prep.add_argument("--stage", action="append", choices=STAGES, help="only this stage (repeatable)")
+    prep.add_argument("--stage", action="append", choices=STAGE_NAMES, help="only this stage (repeatable)")
     prep.add_argument("--force", action="store_true", help="rebuild what is already there")
     prep.set_defaults(func=_models_prepare)
     check = models.add_parser("check", help="check that each stage's model files exist")
-    check.add_argument("--stage", action="append", choices=STAGES)
+    check.add_argument("--stage", action="append", choices=STAGE_NAMES)
     check.set_defaults(func=_models_check)
 
     farm = sub.add_parser("farm", help="run the coordinator, the stage workers and Flower in the foreground")

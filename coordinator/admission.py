@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from contracts.audio import decode_audio, is_silent
+from contracts.catalog import StageOffer
+from contracts.errors import PermanentError
+from contracts.payload import Mode
+from contracts.settings import LimitSettings
+from contracts.voices import backend_for_language, find_voice
 from coordinator.errors import ApiError
-from workers.audio import decode_audio, is_silent
-from workers.errors import PermanentError
-from workers.payload import Mode
-from workers.settings import LimitSettings
-from workers.tts.voices import VoiceCatalog
 
 MODES: tuple[Mode, ...] = ("chat", "speak", "lipsync")
 MAX_FACE_INDEX = 15  # the animation stage looks at the 16 largest faces
@@ -73,10 +74,17 @@ def check_face(face: str | None) -> int:
     return int(value)
 
 
-def check_voice(voice: str, language: str | None, catalog: VoiceCatalog) -> str:
-    """The voice must be one the configured TTS backends offer (listed cheaply, no model loaded)."""
-    if catalog.find(voice, language) is None:
-        names = sorted({v.name for v in catalog.voices()})
+def check_voice(voice: str, language: str | None, tts: StageOffer | None) -> str:
+    """The voice must be one the TTS workers offer (``tts``: their published offer).
+
+    Before any TTS worker has published its offer the voice cannot be checked here; the TTS
+    stage then refuses an unknown one itself (the job fails with ``unknown_voice``).
+    """
+    if tts is None:
+        return voice
+    preferred = backend_for_language(tts.language_routes, tts.default_backend, language)
+    if find_voice(tts.voices, voice, preferred) is None:
+        names = sorted({v.name for v in tts.voices})
         raise ApiError(422, "unknown_voice",
                        f"unknown voice {voice!r}; GET /v1/voices lists them: {', '.join(names[:20]) or '(none)'}")
     return voice

@@ -12,12 +12,11 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from prometheus_client import make_asgi_app
 
+from contracts.settings import Settings, get_settings
+from coordinator.api import ROUTERS
 from coordinator.bodylimit import BodyLimitMiddleware
 from coordinator.errors import install_handlers
-from coordinator.routes import router
-from coordinator.runtime import Runtime
-from coordinator.stream_routes import router as stream_router
-from workers.settings import Settings, get_settings
+from coordinator.state import AppState
 
 _PAGE = Path(__file__).parent / "static" / "index.html"
 
@@ -27,12 +26,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await asyncio.to_thread(Runtime.start, settings, asyncio.get_running_loop())
-        app.state.runtime = runtime
+        state = await asyncio.to_thread(AppState.start, settings, asyncio.get_running_loop())
+        app.state.talkfarm = state
         try:
             yield
         finally:
-            await asyncio.to_thread(runtime.stop)
+            await asyncio.to_thread(state.stop)
 
     app = FastAPI(
         title="talkfarm",
@@ -41,8 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
-    app.include_router(router)
-    app.include_router(stream_router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
 

@@ -18,9 +18,11 @@ from kombu import Connection, Message
 from kombu.mixins import ConsumerMixin
 from pydantic import ValidationError
 
+from contracts.events import JobEvent
+from contracts.settings import Settings
+from coordinator.metrics import observe_first_segment
 from coordinator.store.repo import JobStore
-from workers.events import JobEvent, events_queue
-from workers.settings import Settings
+from pipeline.events import events_queue
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,6 @@ class EventConsumer(ConsumerMixin):
             log.debug("event for a job this store does not know: %s", event.job_id)
 
     def _observe_first_segment(self, event: JobEvent) -> None:
-        from coordinator.stream_routes import observe_first_segment
-
         found = self._store.get_job(event.job_id)
         if found is not None:
             observe_first_segment(found[0], datetime.fromtimestamp(event.at, timezone.utc))

@@ -20,8 +20,8 @@ from typing import IO
 
 import httpx
 
-from workers.payload import STAGES
-from workers.settings import Settings
+from contracts.settings import Settings
+from pipeline.stages import STAGE_NAMES
 
 GRACE_SECONDS = 30.0
 
@@ -39,10 +39,10 @@ def farm_commands(settings: Settings, host: str, port: int, flower: bool,
         "coordinator": [py, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
                         "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"],
     }
-    for stage in STAGES:
-        commands[f"worker-{stage}"] = [py, "-m", "workers.launch", stage]
+    for stage in STAGE_NAMES:
+        commands[f"worker-{stage}"] = [py, "-m", "pipeline.launch", stage]
     if flower:
-        commands["flower"] = [py, "-m", "celery", "-A", "workers.celery_app", "flower",
+        commands["flower"] = [py, "-m", "celery", "-A", "pipeline.app", "flower",
                               f"--port={flower_port}", f"--address={host}",
                               f"--broker_api={settings.broker.management_url}"]
     return commands

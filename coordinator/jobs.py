@@ -4,33 +4,37 @@
 the inputs, answers from the video cache when it can (publishing nothing),
 otherwise writes the job row and publishes the first stage. A streamed ``speak``
 job is cut into sentences here and each sentence's TTS subtask is published
-(see ``workers.streaming``). ``JobService.cancel`` stops a job's remaining
-subtasks. Blocking; the API calls these through ``asyncio.to_thread``.
+(``pipeline.dispatch.publish_sentences``). ``JobService.cancel`` stops a job's
+remaining subtasks. Blocking; the API calls these through ``asyncio.to_thread``.
+
+A request's cache key covers its inputs and the offers of the stages of its
+plan (``pipeline.catalog``: backends, versions, output-shaping settings, as the
+running workers publish them). Until every stage of the plan has published an
+offer, the job is neither looked up in nor stored into the cache.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from cache.keys import request_key
-from cache.video import VideoCache
+from cache.store import Cache
+from contracts.artifacts import ArtifactStore
+from contracts.payload import JobPayload, Mode, Turn, plan_for
+from contracts.settings import Settings
+from contracts.text.sentences import split_sentences
 from coordinator.errors import ApiError
-from coordinator.sessions import resolve_persona
+from coordinator.personas import resolve_persona
 from coordinator.store.models import ArtifactRow, JobRow
 from coordinator.store.repo import TERMINAL, JobStore
-from workers.artifacts import ArtifactStore
-from workers.celery_app import app as celery_app
-from workers.dispatch import publish_stage
-from workers.llm.text import split_sentences
-from workers.segments import SegmentLedger
-from workers.streaming import publish_assembly, publish_segments
-from workers.payload import STAGES, JobPayload, Mode, Turn, plan_for
-from workers.settings import Settings
+from pipeline.broker import Backlog
+from pipeline.cancel import CancelFlags
+from pipeline.catalog import StageCatalog
+from pipeline.dispatch import publish_sentences, publish_stage
 
 log = logging.getLogger(__name__)
 
@@ -59,50 +63,24 @@ class Submitted:
     cached: bool
 
 
-def stage_fingerprint(settings: Settings, plan: Sequence[str]) -> dict[str, Any]:
-    """What, besides the inputs, decides the video: each stage's backend, model and shaping settings."""
-    shaping = {
-        "asr": ("backend", "model", "beam_size"),
-        "llm": ("backend", "model", "max_new_tokens", "temperature", "top_p", "system_prompt", "stop",
-                "max_prompt_tokens", "openai"),
-        "tts": ("backend", "voice", "sample_rate"),
-        "animation": ("backend", "fps", "max_side"),
-    }
-    return {stage: {f: getattr(settings.stage(stage), f) for f in shaping[stage]} for stage in plan}
-
-
-class Backlog:
-    """Queue depth of the stage queues, read from the broker at most once a second."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._depth: dict[str, int] = {}
-        self._read_at = 0.0
-
-    def depth(self, stage: str) -> int:
-        if time.monotonic() - self._read_at > 1.0:
-            with celery_app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=self._settings.broker.connect_timeout)
-                channel = conn.default_channel
-                for queue in STAGES:
-                    name = self._settings.queue_name(queue)
-                    try:
-                        self._depth[queue] = channel.queue_declare(name, passive=True).message_count
-                    except Exception:  # not declared yet: no worker has started
-                        channel = conn.channel()
-                        self._depth[queue] = 0
-            self._read_at = time.monotonic()
-        return self._depth.get(stage, 0)
+def stage_digests(catalog: StageCatalog, plan: Sequence[str]) -> dict[str, str] | None:
+    """The offer digest of each stage of ``plan``; None while a stage has published no offer."""
+    offers = catalog.offers()
+    if any(stage not in offers for stage in plan):
+        return None
+    return {stage: offers[stage].digest for stage in plan}
 
 
 class JobService:
-    def __init__(self, settings: Settings, store: JobStore, artifacts: ArtifactStore, cache: VideoCache) -> None:
+    def __init__(self, settings: Settings, store: JobStore, artifacts: ArtifactStore, cache: Cache,
+                 catalog: StageCatalog) -> None:
         self.settings = settings
         self.store = store
         self.artifacts = artifacts
         self.cache = cache
+        self.catalog = catalog
         self.backlog = Backlog(settings)
-        self.ledger = SegmentLedger.from_settings(settings)
+        self.flags = CancelFlags.from_settings(settings)
 
     def submit(self, req: JobRequest) -> Submitted:
         persona = resolve_persona(self.store, req.session_id, req.avatar_id)
@@ -128,29 +106,32 @@ class JobService:
             inputs.append(ArtifactRow(key=audio.key, kind="audio", size=audio.size))
 
         history = self.store.history(session_id, self.settings.llm.history_turns) if req.mode == "chat" else []
-        key = request_key(req.mode, portrait_key, audio_key or req.text or "",
-                          {"language": req.language, "voice": voice, "stream": stream,
-                           "system_prompt": persona.system_prompt, "face": req.face_index}, history,
-                          stage_fingerprint(self.settings, plan))
+        digests = stage_digests(self.catalog, plan)
+        key = None
+        if digests is not None:
+            key = request_key(req.mode, portrait_key, audio_key or req.text or "",
+                              {"language": req.language, "voice": voice, "stream": stream,
+                               "system_prompt": persona.system_prompt, "face": req.face_index}, history, digests)
         job = JobRow(id=job_id, session_id=session_id, mode=req.mode, status="queued", text=req.text,
                      language=req.language, voice=voice, portrait_key=portrait_key,
                      audio_key=audio_key, cache_key=key)
 
-        hit = self.cache.get(key)
+        hit = self.cache.get_media(key) if key is not None else None
         if hit is not None:
-            return self._from_cache(job, inputs, hit.video, hit.meta)
+            return self._from_cache(job, inputs, hit.data, hit.meta)
 
         if self.backlog.depth(plan[0]) >= self.settings.broker.admission_backlog:
             raise ApiError(503, "backlog_full", f"the {plan[0]} queue is full; try again later")
         self.store.create_job(job, plan, inputs)
         payload = JobPayload(job_id=job_id, session_id=session_id, mode=req.mode, plan=plan,
                              portrait_key=portrait_key, audio_key=audio_key, text=req.text,
-                             language=req.language, voice=voice, cache_key=key, face_index=req.face_index,
-                             history=[Turn(**t) for t in history], stream=stream,  # type: ignore[arg-type]
-                             system_prompt=persona.system_prompt)
+                             language=req.language, voice=voice, cache_key=key, stage_digests=digests or {},
+                             face_index=req.face_index, history=[Turn(**t) for t in history],  # type: ignore[arg-type]
+                             stream=stream, system_prompt=persona.system_prompt)
         try:
             if stream and req.mode == "speak":
-                self._publish_speak_segments(payload)
+                sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
+                publish_sentences(payload, sentences, self.settings)
             else:
                 publish_stage(payload, self.settings)
         except Exception as e:
@@ -159,13 +140,6 @@ class JobService:
             raise ApiError(503, "broker_unavailable", "the message broker is unavailable") from e
         self.store.add_event(job_id, plan[0], "queued", {"stream": stream})
         return Submitted(job_id, session_id, "queued", cached=False)
-
-    def _publish_speak_segments(self, payload: JobPayload) -> None:
-        """Publish one TTS subtask per sentence of the text to say."""
-        sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
-        total = publish_segments(payload, sentences, self.settings)
-        if self.ledger.close(payload.job_id, total):  # every segment rendered already
-            publish_assembly(payload, self.settings)
 
     def cancel(self, job_id: str) -> str:
         """Stop the job's remaining subtasks; returns the job's status after the call.
@@ -178,7 +152,7 @@ class JobService:
             raise ApiError(404, "job_not_found", f"no job {job_id}")
         if found[0].status in TERMINAL:
             raise ApiError(409, "job_finished", f"job {job_id} has already ended ({found[0].status})")
-        self.ledger.cancel(job_id)
+        self.flags.cancel(job_id)
         if not self.store.mark_cancelled(job_id):
             status = (self.store.get_job(job_id) or found)[0].status
             raise ApiError(409, "job_finished", f"job {job_id} has already ended ({status})")

@@ -8,16 +8,17 @@ from typing import AsyncIterator
 
 from coordinator.events import JobWatchers
 from coordinator.store.repo import TERMINAL, JobStore
+from coordinator.urls import Urls
 
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0
 
 
-async def job_event_stream(store: JobStore, watchers: JobWatchers, job_id: str,
-                           last_id: int = 0, base: str = "") -> AsyncIterator[str]:
+async def job_event_stream(store: JobStore, watchers: JobWatchers, job_id: str, urls: Urls,
+                           last_id: int = 0) -> AsyncIterator[str]:
     """Yield SSE frames for events after ``last_id`` until the job ends (a ``done`` frame last).
 
-    A ``segment`` event carries the URLs of its MPEG-TS and MP4 files (``base`` is the API's root).
+    A ``segment`` event carries the URLs of its MPEG-TS and MP4 files.
     """
     wake = watchers.watch(job_id)
     idle = 0.0
@@ -31,8 +32,8 @@ async def job_event_stream(store: JobStore, watchers: JobWatchers, job_id: str,
                 if row.kind == "segment":
                     index = data.pop("segment")
                     data = {k: v for k, v in data.items() if not k.endswith("_key")}
-                    data.update(segment=index, url=f"{base}/v1/jobs/{job_id}/segments/{index}.ts",
-                                mp4_url=f"{base}/v1/jobs/{job_id}/segments/{index}.mp4")
+                    data.update(segment=index, url=urls.segment(job_id, index),
+                                mp4_url=urls.segment(job_id, index, "mp4"))
                 yield f"id: {row.id}\nevent: {row.kind}\ndata: {json.dumps(data)}\n\n"
             found = await asyncio.to_thread(store.get_job, job_id)
             if found is None or found[0].status in TERMINAL:

@@ -1,27 +1,29 @@
-"""JSON shapes of jobs and sessions as the API shows them."""
+"""JSON shapes of jobs, their segments, sessions and avatars as the API shows them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from coordinator.store.models import JobRow, StageRunRow
+from coordinator.store.models import AvatarRow, EventRow, JobRow, SessionRow, StageRunRow
+from coordinator.urls import Urls
 
 
-def job_urls(base: str, job_id: str, session_id: str) -> dict[str, str]:
-    return {
-        "job": f"{base}/v1/jobs/{job_id}",
-        "events": f"{base}/v1/jobs/{job_id}/events",
-        "video": f"{base}/v1/jobs/{job_id}/video",
-        "session": f"{base}/v1/sessions/{session_id}",
-    }
+def _aware(at: datetime, like: datetime) -> datetime:
+    return at.replace(tzinfo=like.tzinfo) if at.tzinfo is None else at
 
 
-def job_view(job: JobRow, stages: list[StageRunRow], base: str) -> dict[str, Any]:
-    total = None
-    if job.finished_at is not None and job.created_at is not None:
-        created = job.created_at.replace(tzinfo=job.finished_at.tzinfo) if job.created_at.tzinfo is None \
-            else job.created_at
-        total = round((job.finished_at - created).total_seconds(), 3)
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((_aware(end, start) - _aware(start, end)).total_seconds(), 3)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def job_view(job: JobRow, stages: list[StageRunRow], urls: Urls) -> dict[str, Any]:
     return {
         "job_id": job.id,
         "session_id": job.session_id,
@@ -43,27 +45,63 @@ def job_view(job: JobRow, stages: list[StageRunRow], base: str) -> dict[str, Any
                 "status": run.status,
                 "attempts": run.attempts,
                 "seconds": run.seconds,
-                "started_at": run.started_at.isoformat() if run.started_at else None,
-                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
                 "error_code": run.error_code,
             }
             for run in stages
         ],
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "total_seconds": total,
-        "urls": job_urls(base, job.id, job.session_id),
-        "video_url": f"{base}/v1/jobs/{job.id}/video" if job.status == "succeeded" else None,
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
+        "total_seconds": seconds_between(job.created_at, job.finished_at),
+        "urls": urls.job_links(job.id, job.session_id),
+        "video_url": urls.video(job.id) if job.status == "succeeded" else None,
     }
 
 
-def turn_view(job: JobRow, base: str) -> dict[str, Any]:
+def segment_view(event: EventRow, urls: Urls) -> dict[str, Any]:
+    index = event.data["segment"]
+    return {"index": index, "seconds": event.data.get("seconds"), "text": event.data.get("text"),
+            "url": urls.segment(event.job_id, index), "mp4_url": urls.segment(event.job_id, index, "mp4")}
+
+
+def streaming_view(job: JobRow, segments: list[EventRow], streamed: bool, urls: Urls) -> dict[str, Any]:
+    """What ``GET /v1/jobs/{id}`` adds for a streamed job: segments, playlist URL, time to first segment."""
+    if not streamed:
+        return {"stream": False}
+    first = next((e for e in segments if e.data.get("segment") == 0), None)
+    return {
+        "stream": True,
+        "stream_url": urls.playlist(job.id),
+        "time_to_first_segment_seconds": seconds_between(job.created_at, first.at if first else None),
+        "segments": [segment_view(e, urls) for e in sorted(segments, key=lambda e: e.data["segment"])],
+    }
+
+
+def turn_view(job: JobRow, urls: Urls) -> dict[str, Any]:
     return {
         "job_id": job.id,
         "mode": job.mode,
         "status": job.status,
         "question": job.transcript or job.text,
         "reply": job.reply if job.mode == "chat" else job.text,
-        "video_url": f"{base}/v1/jobs/{job.id}/video" if job.status == "succeeded" else None,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "video_url": urls.video(job.id) if job.status == "succeeded" else None,
+        "created_at": _iso(job.created_at),
+    }
+
+
+def session_view(row: SessionRow, urls: Urls) -> dict[str, Any]:
+    return {
+        "session_id": row.id,
+        "created_at": _iso(row.created_at),
+        "persona": {"system_prompt": row.system_prompt, "voice": row.voice, "avatar": row.avatar_id},
+        "urls": {"session": urls.session(row.id), "avatar": urls.avatar(row.avatar_id) if row.avatar_id else None},
+    }
+
+
+def avatar_view(row: AvatarRow, urls: Urls) -> dict[str, Any]:
+    return {
+        "avatar_id": row.id,
+        "created_at": _iso(row.created_at),
+        "urls": {"avatar": urls.avatar(row.id), "portrait": urls.avatar_portrait(row.id)},
     }

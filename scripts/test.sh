@@ -17,10 +17,13 @@ if ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
 fi
 
 cd "$ROOT"
-say "flake8"
-"$VENV/bin/python" -m flake8 coordinator workers cache tests bench
+say "flake8, isort"
+"$VENV/bin/python" -m flake8 contracts pipeline cache workers coordinator tests bench
+"$VENV/bin/python" -m isort --check-only --quiet contracts pipeline cache workers coordinator tests bench
+say "import layers (lint-imports, contracts in setup.cfg)"
+"$VENV/bin/lint-imports"
 say "mypy"
-"$VENV/bin/python" -m mypy coordinator workers cache
+"$VENV/bin/python" -m mypy contracts pipeline cache workers coordinator
 say "pytest"
 status=0
 "$VENV/bin/python" -m pytest -ra "$@" || status=$?

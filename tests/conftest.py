@@ -31,8 +31,8 @@ def portrait_bytes() -> bytes:
 @pytest.fixture(scope="session")
 def model_settings():
     """Settings whose model folder holds the prepared embedded models."""
-    from workers.models import prepare_models
-    from workers.settings import Settings
+    from contracts.settings import Settings
+    from pipeline.stages import prepare_models
 
     settings = Settings()
     prepare_models(settings)
@@ -42,7 +42,7 @@ def model_settings():
 @pytest.fixture(scope="session")
 def speak(model_settings) -> Callable[[str], bytes]:
     """Text → WAV bytes with the farm's own TTS backend (Piper, joe voice)."""
-    from workers.audio import wav_bytes
+    from contracts.audio import wav_bytes
     from workers.tts.base import registry
 
     tts = registry.create("piper", model_settings)

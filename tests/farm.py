@@ -21,8 +21,8 @@ from typing import Iterator
 import httpx
 from kombu import Connection
 
-from workers.payload import STAGES
-from workers.settings import Settings
+from contracts.settings import Settings
+from pipeline.stages import STAGE_NAMES as STAGES
 
 BROKER_URL = os.environ.get("TALKFARM_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 RESULTS_URL = os.environ.get("TALKFARM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

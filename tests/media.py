@@ -38,7 +38,7 @@ def moov_before_mdat(path: Path) -> bool:
 
 
 def audio_track(path: Path, rate: int = 16_000) -> np.ndarray:
-    from workers.audio import decode_audio
+    from contracts.audio import decode_audio
 
     return decode_audio(path, rate)
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow, StageRunRow
-from workers.events import JobEvent
+from pipeline.events import JobEvent
 
 log = logging.getLogger(__name__)
 TERMINAL = ("succeeded", "failed", "cancelled")

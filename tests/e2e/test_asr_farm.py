@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from contracts.audio import decode_audio, resample
 from coordinator.store.repo import JobStore, make_engine
 from tests.farm import Farm
 from tests.unit.test_audio import encode
-from workers.audio import decode_audio, resample
 
 pytestmark = pytest.mark.e2e
 

@@ -17,12 +17,12 @@ import re
 import numpy as np
 import pytest
 
+from contracts.audio import decode_audio, resample, wav_bytes
+from contracts.errors import PermanentError
+from contracts.settings import Settings
 from tests.unit.test_audio import encode
 from workers.asr.base import SAMPLE_RATE, ASRBackend
 from workers.asr.base import registry as asr_registry
-from workers.audio import decode_audio, resample, wav_bytes
-from workers.errors import PermanentError
-from workers.settings import Settings
 from workers.tts.base import TTSBackend
 from workers.tts.base import registry as tts_registry
 

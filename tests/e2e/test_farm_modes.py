@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from kombu import Connection
 
+from pipeline.stages import STAGE_NAMES as STAGES
 from tests.conftest import wav_of
 from tests.farm import Farm
 from tests.media import ffprobe, keyframes, moov_before_mdat, mouth_motion, silent_runs, word_overlap
-from workers.payload import STAGES
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ def test_speak(farm: Farm, portrait_bytes, model_settings, tmp_path):
 
 
 def test_lipsync_keeps_the_mouth_still_in_silence(farm: Farm, portrait_bytes, speak, model_settings, tmp_path):
-    from workers.audio import decode_audio
+    from contracts.audio import decode_audio
 
     rate = 22_050
     first = decode_audio(speak("Good morning, everybody."), rate)

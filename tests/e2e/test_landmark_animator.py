@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from contracts.errors import PermanentError
+from contracts.settings import Settings
 from workers.animation.backends.landmark import LandmarkAnimator
 from workers.animation.base import RenderRequest, RenderResult
-from workers.animation.face_rig import FaceRig
+from workers.animation.landmark.face_rig import FaceRig
 from workers.animation.portrait import FaceModels, PreparedPortrait, prepare_portrait
 from workers.animation.prepare import landmark_model_path
-from workers.errors import PermanentError
-from workers.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

@@ -18,16 +18,15 @@ import uuid
 
 import pytest
 
+from contracts.errors import ModelMissingError
+from contracts.payload import Turn
+from contracts.settings import LLMSettings, Settings
 from coordinator.store.repo import JobStore, make_engine
 from tests.farm import Farm
-
-from workers.errors import ModelMissingError
 from workers.llm import prepare as llm_prepare
 from workers.llm.backends.transformers_llm import TransformersLLM
 from workers.llm.base import GenerationOptions, registry
 from workers.llm.text import build_messages, clean_reply
-from workers.payload import Turn
-from workers.settings import LLMSettings, Settings
 
 pytestmark = pytest.mark.e2e
 

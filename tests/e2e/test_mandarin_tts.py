@@ -13,12 +13,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from contracts.audio import decode_audio, wav_bytes
+from contracts.errors import PermanentError
+from contracts.settings import Settings
+from pipeline.stages import prepare_models
 from workers.asr.base import SAMPLE_RATE, ASRBackend
 from workers.asr.base import registry as asr_registry
-from workers.audio import decode_audio, wav_bytes
-from workers.errors import PermanentError
-from workers.models import prepare_models
-from workers.settings import Settings
 from workers.tts.base import TTSBackend
 from workers.tts.base import registry as tts_registry
 from workers.tts.voices import VoiceCatalog

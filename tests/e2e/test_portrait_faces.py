@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from contracts.errors import PermanentError
+from contracts.settings import AnimationSettings, Settings
 from tests.conftest import wav_of
 from tests.farm import Farm
 from workers.animation.backends.landmark import LandmarkAnimator
@@ -18,8 +20,6 @@ from workers.animation.faces import FaceChecks, FaceModels
 from workers.animation.portrait import prepare_portrait
 from workers.animation.portrait_cache import PortraitCache, portrait_digest
 from workers.animation.prepare import landmark_model_path
-from workers.errors import PermanentError
-from workers.settings import AnimationSettings, Settings
 
 pytestmark = pytest.mark.e2e
 

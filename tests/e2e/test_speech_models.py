@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contracts.audio import decode_audio, wav_bytes
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
 from workers.asr import prepare as asr_prepare
 from workers.asr.base import SAMPLE_RATE, ASRBackend
 from workers.asr.base import registry as asr_registry
-from workers.audio import decode_audio, wav_bytes
-from workers.errors import ModelMissingError, PermanentError
-from workers.settings import Settings
 from workers.tts import prepare as tts_prepare
 from workers.tts.base import TTSBackend
 from workers.tts.base import registry as tts_registry

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.errors import PermanentError
-from workers.settings import CoquiSettings, Settings, TTSSettings
+from contracts.errors import PermanentError
+from contracts.settings import CoquiSettings, Settings, TTSSettings
 from workers.tts.base import registry
 from workers.tts.loudness import loudness_dbfs
 

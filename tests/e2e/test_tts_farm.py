@@ -7,8 +7,8 @@ import json
 import pytest
 import redis
 
+from contracts.artifacts import ArtifactStore
 from tests.farm import RESULTS_URL, Farm
-from workers.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.settings import Settings, TTSSettings
+from contracts.settings import Settings, TTSSettings
 from workers.tts.base import TTSBackend, registry
 from workers.tts.loudness import db_to_amplitude, loudness_dbfs
 

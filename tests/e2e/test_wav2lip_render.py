@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.errors import ModelMissingError
+from contracts.settings import AnimationSettings, Settings, Wav2LipSettings
 from workers.animation.backends.wav2lip import Wav2LipAnimator, Wav2LipOptions
 from workers.animation.base import RenderRequest, registry
-from workers.animation.encoder import VideoWriter
+from workers.animation.encoder import EncoderOptions, VideoWriter
 from workers.animation.portrait import decode_image
 from workers.animation.wav2lip.face import CropOptions, crop_box
 from workers.animation.wav2lip.reference_net import TinyWav2Lip, export_onnx, export_torchscript
-from workers.errors import ModelMissingError
-from workers.settings import AnimationSettings, Settings, Wav2LipSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,8 @@ def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
     model_dir: Path, portrait_bytes: bytes, tmp_path: Path, model: str
 ):
     settings = settings_for(model_dir, model)
-    backend = Wav2LipAnimator(settings, Wav2LipOptions(crf=0))  # lossless H.264: compare pixels exactly
+    # Lossless H.264: compare pixels exactly.
+    backend = Wav2LipAnimator(settings, Wav2LipOptions(encoder=EncoderOptions(crf=0)))
     backend.check()
     backend.load()
     try:

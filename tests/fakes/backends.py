@@ -8,12 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
+from contracts.errors import StageError
+from contracts.payload import Turn
+from contracts.settings import Settings
 from workers.animation.base import AnimationBackend, RenderRequest, RenderResult
 from workers.asr.base import ASRBackend, Transcription
-from workers.errors import StageError
 from workers.llm.base import GenerationOptions, LLMBackend
-from workers.payload import Turn
-from workers.settings import Settings
 from workers.tts.base import Speech, TTSBackend
 
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import redis
 
-from cache.results import ResultCache
-from tests.farm import RESULTS_URL, RedisInstance, start_lru_redis
+from cache.store import Cache
+from contracts.artifacts import ArtifactStore
+from contracts.audio import wav_bytes
+from contracts.errors import PermanentError
+from contracts.settings import Settings
 from tests.fakes.backends import FakeASR
-from workers.artifacts import ArtifactStore
+from tests.farm import RESULTS_URL, RedisInstance, start_lru_redis
 from workers.asr.tasks import cached_transcription
-from workers.audio import wav_bytes
-from workers.errors import PermanentError
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def namespace() -> Iterator[str]:
 
 
 def test_put_get_ttl_and_counts(lru: RedisInstance, namespace: str) -> None:
-    cache = ResultCache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
+    cache = Cache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
 
     assert cache.get("k") is None
     assert cache.put("k", {"text": "hello", "n": 2, "nested": {"a": [1, 2]}})
@@ -52,8 +52,8 @@ def test_put_get_ttl_and_counts(lru: RedisInstance, namespace: str) -> None:
 
 
 def test_namespaces_do_not_see_each_other(lru: RedisInstance, namespace: str) -> None:
-    first = ResultCache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
-    second = ResultCache(namespace + "_other", lru.url, RESULTS_URL, ttl_seconds=60)
+    first = Cache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
+    second = Cache(namespace + "_other", lru.url, RESULTS_URL, ttl_seconds=60)
     try:
         first.put("same-key", {"from": "first"})
 
@@ -65,7 +65,7 @@ def test_namespaces_do_not_see_each_other(lru: RedisInstance, namespace: str) ->
 
 
 def test_an_unreadable_entry_is_a_miss(lru: RedisInstance, namespace: str) -> None:
-    cache = ResultCache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
+    cache = Cache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
     client = redis.Redis.from_url(lru.url)
     client.set(f"talkfarm:{namespace}:bad", b"\xff not json")
     client.set(f"talkfarm:{namespace}:list", b"[1, 2]")
@@ -75,7 +75,7 @@ def test_an_unreadable_entry_is_a_miss(lru: RedisInstance, namespace: str) -> No
 
 
 def test_a_cache_that_is_down_is_a_miss(namespace: str) -> None:
-    cache = ResultCache(namespace, "redis://127.0.0.1:1/0", RESULTS_URL, ttl_seconds=60, socket_timeout=0.5)
+    cache = Cache(namespace, "redis://127.0.0.1:1/0", RESULTS_URL, ttl_seconds=60, socket_timeout=0.5)
 
     assert cache.get("anything") is None
     assert cache.put("anything", {"x": 1}) is False
@@ -86,16 +86,16 @@ def test_a_cache_that_is_down_is_a_miss(namespace: str) -> None:
 def test_bad_namespace_or_ttl_is_refused() -> None:
     for namespace in ("", "Video", "a:b", "1x"):
         with pytest.raises(ValueError):
-            ResultCache(namespace, RESULTS_URL, RESULTS_URL, ttl_seconds=60)
+            Cache(namespace, RESULTS_URL, RESULTS_URL, ttl_seconds=60)
     with pytest.raises(ValueError):
-        ResultCache("asr", RESULTS_URL, RESULTS_URL, ttl_seconds=0)
+        Cache("asr", RESULTS_URL, RESULTS_URL, ttl_seconds=0)
 
 
 def test_asr_transcribes_each_recording_once(lru: RedisInstance, namespace: str, tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     recording = store.put_bytes(wav_bytes(np.full(16000, 0.1, dtype=np.float32), 16000), "wav").key
     other = store.put_bytes(wav_bytes(np.full(8000, 0.1, dtype=np.float32), 16000), "wav").key
-    cache = ResultCache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
+    cache = Cache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
     asr = FakeASR(Settings(), text="what time is it")
 
     def run(key: str, language: str | None = None) -> bool:
@@ -112,7 +112,7 @@ def test_asr_transcribes_each_recording_once(lru: RedisInstance, namespace: str,
 def test_asr_failures_are_not_cached(lru: RedisInstance, namespace: str, tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     key = store.put_bytes(wav_bytes(np.zeros(16000, dtype=np.float32), 16000), "wav").key
-    cache = ResultCache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
+    cache = Cache(namespace, lru.url, RESULTS_URL, ttl_seconds=60)
     asr = FakeASR(Settings())
     asr.knobs.fail_with = PermanentError("no speech was found in the audio", code="no_speech")
 

@@ -9,13 +9,13 @@ import uuid
 
 import pytest
 
+from contracts.settings import Settings
 from coordinator.events import EventConsumer, JobWatchers
 from coordinator.store import migrate
 from coordinator.store.models import JobRow
 from coordinator.store.repo import JobStore, make_engine
+from pipeline.events import JobEvent, publish_event
 from tests.farm import BROKER_URL, delete_broker_objects
-from workers.events import JobEvent, publish_event
-from workers.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def test_events_are_persisted_and_wait_in_the_broker(tmp_path, monkeypatch):
     settings = Settings(queue_prefix=f"test-{uuid.uuid4().hex[:8]}-", data_dir=tmp_path,
                         broker={"url": BROKER_URL})
-    monkeypatch.setattr("workers.celery_app.app.conf.broker_url", BROKER_URL)
+    monkeypatch.setattr("pipeline.app.app.conf.broker_url", BROKER_URL)
     store = JobStore(make_engine(settings.db_url))
     migrate.upgrade(store.engine)
     job_id = str(uuid.uuid4())

@@ -1,4 +1,5 @@
-"""The segment ledger on the real results Redis: exactly one caller assembles, whatever the order."""
+"""The segment ledger and the cancel flags on the real results Redis: exactly one caller assembles, whatever the
+order."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import uuid
 import pytest
 import redis
 
+from pipeline.cancel import CancelFlags
+from pipeline.ledger import Segment, SegmentLedger
 from tests.farm import RESULTS_URL
-from workers.segments import Segment, SegmentLedger
 
 pytestmark = pytest.mark.integration
 
@@ -64,12 +66,15 @@ def test_concurrent_landings_assemble_once(ledger: SegmentLedger) -> None:
     assert claims.count(True) + int(closed) == 1
 
 
-def test_cancel_flag(ledger: SegmentLedger) -> None:
+def test_cancel_flag() -> None:
+    flags = CancelFlags(redis.Redis.from_url(RESULTS_URL), prefix=f"test-{uuid.uuid4().hex[:8]}-", ttl_seconds=60)
     job = uuid.uuid4().hex
-    assert not ledger.cancelled(job)
-    ledger.cancel(job)
-    assert ledger.cancelled(job)
-    assert not ledger.cancelled(uuid.uuid4().hex)
+    assert not flags.cancelled(job) and not flags.cancelled_or_unknown(job)
+    flags.cancel(job)
+    assert flags.cancelled(job) and flags.cancelled_or_unknown(job)
+    assert not flags.cancelled(uuid.uuid4().hex)
+    down = CancelFlags(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+    assert down.cancelled_or_unknown(job) is False  # an outage never stops the work
 
 
 def test_close_rejects_zero(ledger: SegmentLedger) -> None:

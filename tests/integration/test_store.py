@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from coordinator.store import migrate
 from coordinator.store.models import ArtifactRow, AvatarRow, JobRow, SessionRow
 from coordinator.store.repo import JobStore, make_engine
-from workers.events import JobEvent
+from pipeline.events import JobEvent
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import redis
 
-from cache.results import ResultCache
+from cache.store import Cache
+from contracts.settings import Settings, TTSSettings
 from tests.fakes.backends import FakeTTS
 from tests.farm import RESULTS_URL, RedisInstance, start_lru_redis
-from workers.settings import Settings, TTSSettings
 from workers.tts.phrases import NAMESPACE, PhraseCache
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_repeated_phrases_are_served_from_redis(lru: RedisInstance) -> None:
 
 def test_a_cache_that_is_down_costs_only_the_synthesis() -> None:
     s = settings("redis://127.0.0.1:1/0")
-    cache = PhraseCache(ResultCache(NAMESPACE, "redis://127.0.0.1:1/0", RESULTS_URL, 60, socket_timeout=0.2), 200)
+    cache = PhraseCache(Cache(NAMESPACE, "redis://127.0.0.1:1/0", RESULTS_URL, 60, socket_timeout=0.2), 200)
     backend = FakeTTS(s)
     speech = backend.synthesize("Hello there. Hello there.", cache=cache)
     assert backend.knobs.calls == 2

@@ -1,4 +1,4 @@
-"""The video cache on a real Redis instance with maxmemory and allkeys-lru."""
+"""The video namespace of the cache on a real Redis instance with maxmemory and allkeys-lru."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 import redis
 
-from cache.video import VideoCache
+from cache.store import VIDEO, Cache
 from tests.farm import RESULTS_URL, start_lru_redis
 
 pytestmark = pytest.mark.integration
@@ -23,29 +23,29 @@ def lru():
 
 def test_put_get_and_counts(lru):
     redis.Redis.from_url(RESULTS_URL).delete("talkfarm:stats:video_cache")
-    cache = VideoCache(lru.url, RESULTS_URL, ttl_seconds=60)
-    assert cache.get("k") is None
-    assert cache.put("k", b"mp4 bytes", {"reply": "hi"})
-    hit = cache.get("k")
-    assert hit is not None and hit.video == b"mp4 bytes" and hit.meta == {"reply": "hi"}
+    cache = Cache(VIDEO, lru.url, RESULTS_URL, ttl_seconds=60)
+    assert cache.get_media("k") is None
+    assert cache.put_media("k", b"mp4 bytes", {"reply": "hi"})
+    hit = cache.get_media("k")
+    assert hit is not None and hit.data == b"mp4 bytes" and hit.meta == {"reply": "hi"}
     assert cache.stats() == {"hits": 1, "misses": 1}
 
 
 def test_least_recently_used_videos_are_evicted(lru):
-    cache = VideoCache(lru.url, RESULTS_URL, ttl_seconds=60)
+    cache = Cache(VIDEO, lru.url, RESULTS_URL, ttl_seconds=60)
     blob = os.urandom(256 * 1024)
     for i in range(40):  # 10 MB into a 4 MB instance: writes keep succeeding, old videos go
-        assert cache.put(f"v{i}", blob, {"i": i})
+        assert cache.put_media(f"v{i}", blob, {"i": i})
     client = redis.Redis.from_url(lru.url)
     assert client.info("memory")["maxmemory_policy"] == "allkeys-lru"
     assert client.info("stats")["evicted_keys"] > 0
     assert client.dbsize() < 40
     # Redis's LRU clock ticks once a second, so only the newest entry is certain to stay.
-    assert cache.get("v39", count=False) is not None
+    assert cache.get_media("v39", count=False) is not None
 
 
 def test_a_cache_that_is_down_is_a_miss():
-    cache = VideoCache("redis://127.0.0.1:1/0", RESULTS_URL, ttl_seconds=60, socket_timeout=0.5)
-    assert cache.get("anything") is None
-    assert cache.put("anything", b"x", {}) is False
+    cache = Cache(VIDEO, "redis://127.0.0.1:1/0", RESULTS_URL, ttl_seconds=60, socket_timeout=0.5)
+    assert cache.get_media("anything") is None
+    assert cache.put_media("anything", b"x", {}) is False
     assert cache.ping() is False

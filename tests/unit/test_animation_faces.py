@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contracts.errors import PermanentError
 from workers.animation.faces import FaceBox, FaceChecks, check_face, face_pose
-from workers.errors import PermanentError
 
 pytestmark = pytest.mark.unit
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.animation.motion import (
-    blink_curve,
-    head_drift,
-    mouth_openness,
-    mouth_spread,
-    speech_features,
-)
+from workers.animation.landmark.motion import blink_curve, head_drift, mouth_openness, mouth_spread, speech_features
 
 pytestmark = pytest.mark.unit
 
@@ -98,7 +92,7 @@ def test_same_seed_same_motion() -> None:
 
 
 def test_edge_envelope_rests_at_both_ends() -> None:
-    from workers.animation.motion import edge_envelope
+    from workers.animation.landmark.motion import edge_envelope
 
     env = edge_envelope(50, 25)
     assert env[0] == 0.0 and env[-1] == pytest.approx(0.0, abs=0.03)

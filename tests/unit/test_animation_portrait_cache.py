@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contracts.errors import PermanentError
 from tests.unit.test_animation_faces import FRONTAL
 from workers.animation.faces import FaceBox, FaceChecks
 from workers.animation.portrait import PortraitAnalysis
 from workers.animation.portrait_cache import PREPARATION_VERSION, PortraitCache, PortraitPreparer, portrait_digest
-from workers.errors import PermanentError
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contracts.errors import PermanentError
 from workers.animation.portrait import MAX_SHORT_SIDE, decode_image, render_size
-from workers.errors import PermanentError
 
 pytestmark = pytest.mark.unit
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.artifacts import ArtifactStore
+from contracts.payload import JobPayload
+from contracts.timings import Timing
 from coordinator.admission import MAX_FACE_INDEX, check_face
 from coordinator.errors import ApiError
 from workers.animation.tasks import load_timings, spoken_text
-from workers.artifacts import ArtifactStore
-from workers.payload import JobPayload
-from workers.tts.base import Timing
 
 pytestmark = pytest.mark.unit
 

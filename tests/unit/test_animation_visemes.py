@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.animation.motion import SpeechFeatures
-from workers.animation.phonemes import _voiced_runs, from_text, from_timings
-from workers.animation.visemes import VISEME_SHAPES, _G2P, loudness, mouth_track, viseme_weights
-from workers.tts.base import Timing
+from contracts.timings import Timing
+from workers.animation.landmark.motion import SpeechFeatures
+from workers.animation.landmark.phonemes import _voiced_runs, from_text, from_timings
+from workers.animation.landmark.visemes import _G2P, VISEME_SHAPES, loudness, mouth_track, viseme_weights
 
 pytestmark = pytest.mark.unit
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contracts.errors import PermanentError
+from contracts.settings import Settings
 from tests.fakes.backends import FakeASR
 from workers.asr.backends.faster_whisper import resolve_compute_type, resolve_device
 from workers.asr.base import SAMPLE_RATE, Transcription
-from workers.errors import PermanentError
-from workers.settings import Settings
 
 pytestmark = pytest.mark.unit
 

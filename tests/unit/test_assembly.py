@@ -8,8 +8,9 @@ import av
 import numpy as np
 import pytest
 
+from contracts.audio import pad_to_frames
 from workers.animation.encoder import VideoWriter
-from workers.assembly import SegmentMedia, assemble, pad_to_frames, to_transport_stream
+from workers.animation.segments import SegmentMedia, assemble, to_transport_stream
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from workers.audio import decode_audio, is_silent, read_wav, resample, wav_bytes
-from workers.errors import PermanentError
+from contracts.audio import decode_audio, is_silent, read_wav, resample, wav_bytes
+from contracts.errors import PermanentError
 
 pytestmark = pytest.mark.unit
 

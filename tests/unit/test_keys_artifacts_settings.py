@@ -5,8 +5,8 @@ import threading
 import pytest
 
 from cache.keys import content_hash, render_key, request_key
-from workers.artifacts import ArtifactStore, is_key
-from workers.settings import Settings
+from contracts.artifacts import ArtifactStore, is_key
+from contracts.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ from typing import Iterator
 
 import pytest
 
-from workers.errors import StageTimeout, TransientError
+from contracts.errors import StageTimeout, TransientError
+from contracts.settings import Settings
 from workers.llm.base import GenerationOptions, LLMBackend
 from workers.llm.batching import Batcher, GenerationRequest, RequestStats
-from workers.llm.streaming import ReplyText, cut_at_stop, partial_stop_length
-from workers.settings import Settings
+from workers.llm.deltas import ReplyText, cut_at_stop, partial_stop_length
 
 pytestmark = pytest.mark.unit
 

@@ -7,12 +7,12 @@ from typing import Sequence
 import pytest
 
 from cache.faq import faq_key, normalise_question
+from contracts.payload import JobPayload, Turn
+from contracts.settings import LLMSettings, Settings
 from tests.fakes.backends import FakeLLM
 from workers.llm import conversation, tasks
 from workers.llm.conversation import Prompt, finish_reply, prepare_prompt
 from workers.llm.text import build_messages, fit_to_budget
-from workers.payload import JobPayload, Turn
-from workers.settings import LLMSettings, Settings
 
 pytestmark = pytest.mark.unit
 
@@ -151,20 +151,22 @@ class TestReplyCheck:
 def test_the_task_answers_first_turns_from_the_faq_cache(monkeypatch: pytest.MonkeyPatch, faq: FakeFaq) -> None:
     settings = Settings()
     llm = FakeLLM(settings, reply="The capital of France is *Paris*.")
-    monkeypatch.setattr(tasks, "backend_for", lambda stage: llm)
+    monkeypatch.setattr(tasks, "loaded", lambda registry: llm)
     monkeypatch.setattr(tasks, "get_settings", lambda: settings)
-    first, summary = tasks._reply(job("What is the capital of France?"))
-    assert first.reply == "The capital of France is Paris." and summary["faq_cache"] is False
-    again, summary = tasks._reply(job("what is the capital of france"))
-    assert again.reply == first.reply and summary["faq_cache"] is True
+    first = tasks._reply(job("What is the capital of France?"))
+    assert first.payload is not None and first.payload.reply == "The capital of France is Paris."
+    assert first.summary["faq_cache"] is False
+    again = tasks._reply(job("what is the capital of france"))
+    assert again.payload is not None and again.payload.reply == first.payload.reply
+    assert again.summary["faq_cache"] is True
     assert llm.knobs.calls == 1 and (faq.hits, faq.misses) == (1, 1)
-    later, summary = tasks._reply(job("What is the capital of France?", history=exchange(1)))
-    assert summary["faq_cache"] is False and llm.knobs.calls == 2  # not a first turn: asked again
+    later = tasks._reply(job("What is the capital of France?", history=exchange(1)))
+    assert later.summary["faq_cache"] is False and llm.knobs.calls == 2  # not a first turn: asked again
 
 
 def test_the_task_speaks_the_fallback_for_an_empty_reply(monkeypatch: pytest.MonkeyPatch, faq: FakeFaq) -> None:
     settings = Settings()
-    monkeypatch.setattr(tasks, "backend_for", lambda stage: FakeLLM(settings, reply="## \n***"))
+    monkeypatch.setattr(tasks, "loaded", lambda registry: FakeLLM(settings, reply="## \n***"))
     monkeypatch.setattr(tasks, "get_settings", lambda: settings)
-    answered, _ = tasks._reply(job("Say nothing"))
-    assert answered.reply == settings.llm.fallback_reply
+    answered = tasks._reply(job("Say nothing")).payload
+    assert answered is not None and answered.reply == settings.llm.fallback_reply

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.payload import Turn
 from workers.llm.text import build_messages, clean_reply, is_complete, split_sentences
-from workers.payload import Turn
 
 pytestmark = pytest.mark.unit
 

@@ -16,11 +16,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from workers.errors import PermanentError, TransientError
+from contracts.errors import PermanentError, TransientError
+from contracts.payload import Turn
+from contracts.settings import LLMSettings, OpenAISettings, Settings
 from workers.llm.backends.openai_compat import OpenAICompatLLM, chunk_text, parse_sse_line
 from workers.llm.base import GenerationOptions, registry
-from workers.payload import Turn
-from workers.settings import LLMSettings, OpenAISettings, Settings
 
 pytestmark = pytest.mark.unit
 

@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
+from contracts.errors import PermanentError, StageTimeout, TransientError, UnknownBackendError
+from contracts.settings import Settings
+from pipeline.calls import backend_call
+from pipeline.registry import Registry
 from tests.fakes.backends import FakeASR, FakeTTS
-from workers.errors import PermanentError, StageTimeout, TransientError, UnknownBackendError
-from workers.registry import Registry
-from workers.settings import Settings
-from workers.timing import backend_call
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from workers.payload import JobPayload
-from workers.streaming import SentenceStream, segment_payload, segment_summary
+from contracts.events import segment_summary
+from contracts.payload import JobPayload
+from pipeline.dispatch import segment_payload
+from workers.llm.stream import SentenceStream
 
 pytestmark = pytest.mark.unit
 
@@ -46,12 +48,11 @@ def test_segment_payload_goes_through_tts_and_animation() -> None:
     seg = segment_payload(job, 2, "Second sentence.")
     assert seg.plan == ["tts", "animation"] and seg.segment == 2 and seg.segment_text == "Second sentence."
     assert seg.job_id == "j" and seg.stream
-    assert segment_summary(speech_key="k", seconds=1.0) == {"segment_speech_key": "k", "segment_seconds": 1.0}
+    assert segment_summary({"speech_key": "k", "seconds": 1.0}) == {"segment_speech_key": "k", "segment_seconds": 1.0}
 
 
-class FakeLedger:
+class FakeFlags:
     def __init__(self, cancel_after: int | None = None) -> None:
-        self.closed: list[int] = []
         self.checks = 0
         self.cancel_after = cancel_after
 
@@ -59,24 +60,18 @@ class FakeLedger:
         self.checks += 1
         return self.cancel_after is not None and self.checks > self.cancel_after
 
-    def close(self, job_id: str, total: int) -> bool:
-        self.closed.append(total)
-        return True
-
 
 @pytest.fixture
 def streamed(monkeypatch):
-    import workers.streaming as streaming
+    import workers.llm.stream as stream
 
     published: list[JobPayload] = []
-    assembled: list[JobPayload] = []
-    fake = FakeLedger()
-    monkeypatch.setattr(streaming, "ledger", lambda: fake)
-    monkeypatch.setattr(streaming, "publish_stage", lambda payload, settings: published.append(payload))
-    monkeypatch.setattr(streaming, "publish_assembly", lambda payload, settings: assembled.append(payload))
+    fake = FakeFlags()
+    monkeypatch.setattr(stream.CancelFlags, "from_settings", classmethod(lambda cls, settings: fake))
+    monkeypatch.setattr(stream, "publish_stage", lambda payload, settings: published.append(payload))
     job = JobPayload(job_id="j", session_id="s", mode="chat", plan=["llm", "tts", "animation"],
                      portrait_key="a" * 64 + ".png", text="hi", stream=True)
-    return streaming, job, published, assembled, fake
+    return stream, job, published, fake
 
 
 def deltas(text: str):
@@ -91,43 +86,40 @@ def deltas(text: str):
     return gen(), closed
 
 
-def test_stream_reply_hands_on_each_sentence_then_closes(streamed) -> None:
-    streaming, job, published, assembled, fake = streamed
+def test_stream_reply_hands_on_each_sentence_and_reports_the_count(streamed) -> None:
+    stream, job, published, fake = streamed
     gen, _ = deltas("**Sure!** The Moon orbits Earth. It has no air. Its day lasts a month. And then it")
-    then, summary = streaming.stream_reply(job, gen, settings=None, fallback="Sorry.")
-    assert fake.closed == [] and assembled == []  # the count is recorded after the finished event
-    then()
+    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.")
     assert [p.segment_text for p in published] == [
         "Sure!", "The Moon orbits Earth.", "It has no air.", "Its day lasts a month."]
     assert [p.segment for p in published] == [0, 1, 2, 3]
     assert all(p.plan == ["tts", "animation"] for p in published)
-    assert summary == {"reply": "Sure! The Moon orbits Earth. It has no air. Its day lasts a month.", "segments": 4}
-    assert fake.closed == [4] and len(assembled) == 1
+    assert outcome.summary == {"reply": "Sure! The Moon orbits Earth. It has no air. Its day lasts a month.",
+                               "segments": 4}
+    assert outcome.segments == 4 and outcome.payload is None  # the runner records the count, then assembles
 
 
 def test_stream_reply_stops_at_the_sentence_cap(streamed) -> None:
-    streaming, job, published, _, fake = streamed
+    stream, job, published, fake = streamed
     gen, closed = deltas("One. Two. Three. Four. Five. Six.")
-    then, summary = streaming.stream_reply(job, gen, settings=None, fallback="Sorry.", max_sentences=2)
-    then()
+    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.", max_sentences=2)
     assert [p.segment_text for p in published] == ["One.", "Two."]
-    assert summary["segments"] == 2 and fake.closed == [2] and closed == [True]
+    assert outcome.summary["segments"] == 2 and outcome.segments == 2 and closed == [True]
 
 
 def test_stream_reply_with_nothing_speakable_says_the_fallback(streamed) -> None:
-    streaming, job, published, _, fake = streamed
+    stream, job, published, fake = streamed
     gen, _ = deltas("  ** ``` ")
-    then, summary = streaming.stream_reply(job, gen, settings=None, fallback="Sorry, I have no answer.")
-    then()
+    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry, I have no answer.")
     assert [p.segment_text for p in published] == ["Sorry, I have no answer."]
-    assert summary["segments"] == 1 and fake.closed == [1]
+    assert outcome.summary["segments"] == 1 and outcome.segments == 1
 
 
 def test_stream_reply_stops_when_cancelled(streamed) -> None:
-    streaming, job, published, assembled, fake = streamed
+    stream, job, published, fake = streamed
     fake.cancel_after = 1
     gen, closed = deltas("One. Two. Three. Four.")
-    then, summary = streaming.stream_reply(job, gen, settings=None, fallback="Sorry.")
-    assert then is None
+    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.")
+    assert outcome.segments is None and outcome.payload is None  # nothing to record, nothing to assemble
     assert [p.segment_text for p in published] == ["One."]
-    assert summary["cancelled"] is True and fake.closed == [] and assembled == [] and closed == [True]
+    assert outcome.summary["cancelled"] is True and closed == [True]

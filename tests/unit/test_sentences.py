@@ -1,12 +1,10 @@
-"""Sentence splitting for English and Chinese (workers.sentences)."""
+"""Sentence splitting for English and Chinese (contracts.text.sentences)."""
 
 from __future__ import annotations
 
 import pytest
 
-from workers import sentences
-from workers.llm import text as llm_text
-from workers.sentences import primary_language, split_sentences
+from contracts.text.sentences import primary_language, split_sentences
 
 pytestmark = pytest.mark.unit
 
@@ -104,7 +102,3 @@ class TestChinese:
 ])
 def test_primary_language(tag: str | None, primary: str | None) -> None:
     assert primary_language(tag) == primary
-
-
-def test_llm_text_re_exports_the_splitter() -> None:
-    assert llm_text.split_sentences is sentences.split_sentences

@@ -1,4 +1,4 @@
-"""run_stage: events, hand-on, failure codes and retries, with fake backends and a recorded broker."""
+"""run_stage: events, hand-on, failure codes and retries, with fake work, a fake ledger and a recorded broker."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from typing import Any
 
 import pytest
 
-import workers.stage as stage_module
-from workers.errors import PermanentError, TransientError
-from workers.payload import JobPayload, plan_for
+import pipeline.runner as stage_module
+from contracts.catalog import StageOffer
+from contracts.errors import PermanentError, TransientError
+from contracts.payload import JobPayload, plan_for
+from pipeline.ledger import Segment
+from pipeline.runner import Outcome
 
 pytestmark = pytest.mark.unit
 
 KEY = "a" * 64 + ".png"
+VIDEO = "b" * 64 + ".mp4"
+SPEECH = "c" * 64 + ".wav"
 
 
 class Retry(Exception):
@@ -30,77 +35,106 @@ class FakeTask:
         return Retry()
 
 
+class FakeLedger:
+    """Claims the assembly once ``total`` segments have landed and the count is known."""
+
+    def __init__(self) -> None:
+        self.landed: set[int] = set()
+        self.total: int | None = None
+        self.claimed = False
+
+    def _claim(self) -> bool:
+        if self.total is not None and self.landed >= set(range(self.total)) and not self.claimed:
+            self.claimed = True
+            return True
+        return False
+
+    def land(self, job_id: str, segment: Segment) -> bool:
+        self.landed.add(segment.index)
+        return self._claim()
+
+    def close(self, job_id: str, total: int) -> bool:
+        self.total = total
+        return self._claim()
+
+
+class Recorded(SimpleNamespace):
+    events: list[Any]
+    published: list[JobPayload]
+    assembled: list[JobPayload]
+    cancelled: set[str]
+    ledger: FakeLedger
+    offers: dict[str, StageOffer]
+
+
 @pytest.fixture
-def recorded(monkeypatch):
-    events: list[Any] = []
-    published: list[JobPayload] = []
-    monkeypatch.setattr(stage_module, "publish_event", lambda event, settings: events.append(event))
-    monkeypatch.setattr(stage_module, "publish_stage", lambda payload, settings: published.append(payload))
-    monkeypatch.setattr(stage_module, "is_cancelled", lambda job_id: False)
-    return events, published
+def recorded(monkeypatch) -> Recorded:
+    rec = Recorded(events=[], published=[], assembled=[], cancelled=set(), ledger=FakeLedger(), offers={})
+    monkeypatch.setattr(stage_module, "publish_event", lambda event, settings: rec.events.append(event))
+    monkeypatch.setattr(stage_module, "publish_stage", lambda payload, settings: rec.published.append(payload))
+    monkeypatch.setattr(stage_module, "publish_assembly", lambda payload, settings: rec.assembled.append(payload))
+    monkeypatch.setattr(stage_module, "ledger_for", lambda settings: rec.ledger)
+    flags = SimpleNamespace(cancelled_or_unknown=lambda job_id: job_id in rec.cancelled)
+    monkeypatch.setattr(stage_module.CancelFlags, "from_settings", classmethod(lambda cls, settings: flags))
+    monkeypatch.setattr(stage_module.runtime, "own_offer", lambda stage: rec.offers.get(stage))
+    monkeypatch.setattr(stage_module.runtime, "offers", lambda: SimpleNamespace(refresh=lambda: None))
+    return rec
 
 
-def payload(plan=("tts", "animation")) -> dict:
+def payload(plan=("tts", "animation"), **extra: Any) -> dict:
     return JobPayload(job_id="j1", session_id="s1", mode="speak", plan=list(plan), portrait_key=KEY,
-                      text="hi").model_dump()
+                      text="hi", **extra).model_dump()
 
 
 def test_success_hands_on_to_the_next_stage(recorded):
-    events, published = recorded
-    result = stage_module.run_stage(FakeTask(), "tts", payload(),
-                                    lambda job: (job.with_outputs(speech_seconds=1.5), {"speech_seconds": 1.5}))
+    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: Outcome(
+        summary={"speech_seconds": 1.5}, payload=job.with_outputs(speech_seconds=1.5)))
     assert result["status"] == "ok"
-    assert [e.kind for e in events] == ["started", "finished"]
-    assert events[1].data == {"speech_seconds": 1.5} and events[1].seconds is not None
-    assert [p.plan for p in published] == [["animation"]]
-    assert published[0].speech_seconds == 1.5
+    assert [e.kind for e in recorded.events] == ["started", "finished"]
+    assert recorded.events[1].data == {"speech_seconds": 1.5} and recorded.events[1].seconds is not None
+    assert [p.plan for p in recorded.published] == [["animation"]]
+    assert recorded.published[0].speech_seconds == 1.5
 
 
 def test_last_stage_reports_completed(recorded):
-    events, published = recorded
-    stage_module.run_stage(FakeTask(), "animation", payload(("animation",)), lambda job: (job, {"v": 1}))
-    assert [e.kind for e in events] == ["started", "finished", "completed"]
-    assert published == []
+    stage_module.run_stage(FakeTask(), "animation", payload(("animation",)),
+                           lambda job: Outcome(summary={"v": 1}, payload=job))
+    assert [e.kind for e in recorded.events] == ["started", "finished", "completed"]
+    assert recorded.published == []
 
 
 def test_permanent_error_fails_the_job_without_raising(recorded):
-    events, published = recorded
-
     def work(job):
         raise PermanentError("no face in the photo", code="no_face")
 
     result = stage_module.run_stage(FakeTask(), "animation", payload(("animation",)), work)
     assert result == {"status": "failed", "code": "no_face"}
-    assert events[-1].kind == "failed" and events[-1].data["code"] == "no_face"
-    assert published == []
+    assert recorded.events[-1].kind == "failed" and recorded.events[-1].data["code"] == "no_face"
+    assert recorded.published == []
 
 
 def test_a_bug_fails_the_job_with_internal_error(recorded):
-    events, _ = recorded
     result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: 1 / 0)
     assert result["code"] == "internal_error"
-    assert "ZeroDivisionError" in events[-1].data["message"]
+    assert "ZeroDivisionError" in recorded.events[-1].data["message"]
 
 
 def test_transient_error_retries_with_backoff_then_gives_up(recorded):
-    events, _ = recorded
-
     def work(job):
         raise TransientError("broker blip")
 
     task = FakeTask(retries=0)
     with pytest.raises(Retry):
         stage_module.run_stage(task, "tts", payload(), work)
-    assert events[-1].kind == "retrying" and 0 <= task.retried_with["countdown"] <= 1.0
+    assert recorded.events[-1].kind == "retrying" and 0 <= task.retried_with["countdown"] <= 1.0
     result = stage_module.run_stage(FakeTask(retries=3), "tts", payload(), work)
-    assert result["status"] == "failed" and events[-1].kind == "failed"
+    assert result["status"] == "failed" and recorded.events[-1].kind == "failed"
 
 
 def test_malformed_payload_is_rejected_without_events(recorded):
-    events, published = recorded
     result = stage_module.run_stage(FakeTask(), "tts", {"job_id": "x", "portrait_key": "../../etc/passwd"},
-                                    lambda job: (job, {}))
-    assert result["code"] == "bad_payload" and events == [] and published == []
+                                    lambda job: Outcome(payload=job))
+    assert result["code"] == "bad_payload" and recorded.events == [] and recorded.published == []
 
 
 def test_plans_per_mode():
@@ -114,33 +148,49 @@ def test_backoff_is_bounded():
     assert all(0 <= stage_module.backoff_seconds(n) <= 30 for n in range(20))
 
 
-def test_cancelled_job_is_skipped_without_events(recorded, monkeypatch):
-    events, published = recorded
-    monkeypatch.setattr(stage_module, "is_cancelled", lambda job_id: job_id == "j1")
+def test_cancelled_job_is_skipped_without_events(recorded):
+    recorded.cancelled.add("j1")
     ran: list[str] = []
-    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: (ran.append("x") or job, {}))
+    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: ran.append("x") or Outcome())
     assert result == {"status": "cancelled"}
-    assert ran == [] and events == [] and published == []
+    assert ran == [] and recorded.events == [] and recorded.published == []
 
 
-def test_work_that_hands_on_itself_publishes_nothing(recorded):
-    events, published = recorded
+def test_a_streamed_reply_records_its_count_and_publishes_nothing_itself(recorded):
     result = stage_module.run_stage(FakeTask(), "llm", payload(("llm", "tts", "animation")),
-                                    lambda job: (None, {"segments": 3}))
+                                    lambda job: Outcome(summary={"segments": 3}, segments=3))
     assert result["status"] == "ok"
-    assert [e.kind for e in events] == ["started", "finished"] and published == []
-    assert events[1].data == {"segments": 3}
+    assert [e.kind for e in recorded.events] == ["started", "finished"] and recorded.published == []
+    assert recorded.events[1].data == {"segments": 3}
+    assert recorded.ledger.total == 3 and recorded.assembled == []  # no segment has landed yet
 
 
-def test_segment_events_carry_the_segment_index(recorded):
-    events, _ = recorded
-    raw = JobPayload.model_validate({**payload(), "segment": 2, "segment_text": "Hi."}).model_dump()
-    stage_module.run_stage(FakeTask(), "tts", raw, lambda job: (job, {"x": 1}))
-    assert all(e.data["segment"] == 2 for e in events)
+def test_segment_stages_prefix_their_summary_and_carry_the_index(recorded):
+    raw = payload(segment=2, segment_text="Hi.")
+    stage_module.run_stage(FakeTask(), "tts", raw, lambda job: Outcome(summary={"speech_key": SPEECH}, payload=job))
+    assert all(e.data["segment"] == 2 for e in recorded.events)
+    assert recorded.events[1].data == {"segment": 2, "segment_speech_key": SPEECH}  # never taken for the job's
+
+
+def test_a_landed_segment_is_reported_after_finished_and_the_last_one_assembles(recorded):
+    recorded.ledger.close("j1", 2)
+    for index in (1, 0):
+        raw = payload(("animation",), segment=index, segment_text=f"Sentence {index}.")
+
+        def work(job: JobPayload) -> Outcome:
+            segment = Segment(index=job.segment or 0, video_key=VIDEO, speech_key=SPEECH, seconds=1.0,
+                              text=job.segment_text or "")
+            return Outcome(summary={"video_key": VIDEO}, segment=segment, segment_data={"ts_key": "t"})
+
+        stage_module.run_stage(FakeTask(), "animation", raw, work)
+    kinds = [(e.kind, e.data.get("segment")) for e in recorded.events]
+    assert kinds == [("started", 1), ("finished", 1), ("segment", 1), ("started", 0), ("finished", 0), ("segment", 0)]
+    assert recorded.events[2].data == {"segment": 1, "seconds": 1.0, "text": "Sentence 1.", "video_key": VIDEO,
+                                       "ts_key": "t"}
+    assert len(recorded.assembled) == 1 and recorded.published == []
 
 
 def test_limits_of_another_stage_apply(recorded):
-    events, _ = recorded
     task = FakeTask(retries=0)
 
     def flaky(job):
@@ -151,10 +201,20 @@ def test_limits_of_another_stage_apply(recorded):
     assert task.retried_with["max_retries"] == stage_module.get_settings().animation.max_retries
 
 
-def test_a_callable_hands_on_after_the_finished_event(recorded):
-    events, published = recorded
-    seen: list[list[str]] = []
-    stage_module.run_stage(FakeTask(), "animation", payload(("animation",)),
-                           lambda job: (lambda: seen.append([e.kind for e in events]), {"segment_seconds": 1.0}))
-    assert seen == [["started", "finished"]]
-    assert [e.kind for e in events] == ["started", "finished"] and published == []
+def _offer(digest: str) -> StageOffer:
+    return StageOffer(stage="tts", digest=digest, backends={"piper": "2"})
+
+
+@pytest.mark.parametrize("own, expected, kept", [
+    ("d1", "d1", True),    # the worker serves what the cache key stands for
+    ("d2", "d1", False),   # other backends, versions or settings: the video must not go under the key
+    (None, "d1", False),   # a worker that has published nothing cannot vouch for the key
+])
+def test_the_cache_key_is_kept_only_by_a_worker_of_the_same_offer(recorded, own, expected, kept):
+    if own is not None:
+        recorded.offers["tts"] = _offer(own)
+    seen: list[str | None] = []
+    raw = payload(cache_key="k" * 64, stage_digests={"tts": expected})
+    stage_module.run_stage(FakeTask(), "tts", raw, lambda job: seen.append(job.cache_key) or Outcome(payload=job))
+    assert seen == (["k" * 64] if kept else [None])
+    assert recorded.published[0].cache_key == seen[0]  # and the stages after it see the same

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.errors import ModelMissingError
-from workers.settings import CoquiSettings, Settings, TTSSettings
+from contracts.errors import ModelMissingError
+from contracts.settings import CoquiSettings, Settings, TTSSettings
 from workers.tts.backends.coqui import CoquiTTS, find_checkpoint
 
 pytestmark = pytest.mark.unit

@@ -11,18 +11,23 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from contracts.catalog import StageOffer
+from contracts.errors import PermanentError
+from contracts.payload import JobPayload
+from contracts.settings import Settings, TTSSettings
+from contracts.timings import timings_document
+from contracts.voices import backend_for_language
+from coordinator.api import jobs as jobs_api
+from coordinator.api import voices as voices_api
 from coordinator.errors import install_handlers
-from coordinator.routes import router
-from workers import runtime
-from workers.errors import PermanentError
-from workers.payload import JobPayload
-from workers.settings import Settings, TTSSettings
-from workers.tts.assembly import estimate_word_timings, normalise_text
+from pipeline import runtime
+from pipeline.catalog import OfferPublisher
+from pipeline.stages import STAGES
 from workers.tts.base import Speech, Timing, TTSBackend, VoiceInfo, registry
+from workers.tts.finish import estimate_word_timings, normalise_text
 from workers.tts.loudness import db_to_amplitude, loudness_dbfs, normalise, speech_bounds
 from workers.tts.phrases import PhraseCache, decode, encode
-from workers.tts.speech import timings_document
-from workers.tts.voices import VoiceCatalog, backend_for_language
+from workers.tts.voices import VoiceCatalog
 
 pytestmark = pytest.mark.unit
 
@@ -74,7 +79,7 @@ registry.register("unit-aligned")(AlignedTTS)
 
 
 class MemoryStore:
-    """What PhraseCache needs of ResultCache, in memory, with counts."""
+    """What PhraseCache needs of Cache, in memory, with counts."""
 
     def __init__(self) -> None:
         self.data: dict[str, dict[str, Any]] = {}
@@ -91,6 +96,19 @@ class MemoryStore:
     def put(self, key: str, value: dict[str, Any]) -> bool:
         self.data[key] = dict(value)
         return True
+
+
+class MemoryCatalog:
+    """What the runtime and the coordinator need of the stage catalog, in memory."""
+
+    def __init__(self) -> None:
+        self.published: dict[str, StageOffer] = {}
+
+    def publish(self, offer: StageOffer) -> None:
+        self.published[offer.stage] = offer
+
+    def offer(self, stage: str) -> StageOffer | None:
+        return self.published.get(stage)
 
 
 def settings(**tts: Any) -> Settings:
@@ -183,12 +201,12 @@ class TestTimings:
 
     def test_document(self) -> None:
         speech = AlignedTTS(settings(backend="unit-aligned")).synthesize("Hi.")
-        document = timings_document(speech)
+        document = timings_document(speech.timings, speech.timings_from_model, speech.seconds)
         assert document is not None
         assert document["kind"] == "phoneme" and document["source"] == "model"
         assert [item["label"] for item in document["items"]] == ["H", "i", "."]
         assert set(document["items"][0]) == {"start", "end", "label"}
-        assert timings_document(Speech(np.zeros(10, dtype=np.float32), RATE)) is None
+        assert timings_document((), False, 1.0) is None
 
     def test_payload_carries_the_timings_key(self) -> None:
         key = "a" * 64 + ".json"
@@ -242,11 +260,11 @@ class TestPhraseCache:
 
 class TestRouting:
     def test_language_picks_the_backend(self) -> None:
-        s = settings(backend_for_language={"zh": "unit-aligned"})
-        assert backend_for_language(s, "zh-CN") == "unit-aligned"
-        assert backend_for_language(s, "ZH") == "unit-aligned"
-        assert backend_for_language(s, "en") == "unit-tone"
-        assert backend_for_language(s, None) == "unit-tone"
+        routes = {"zh": "unit-aligned"}
+        assert backend_for_language(routes, "unit-tone", "zh-CN") == "unit-aligned"
+        assert backend_for_language(routes, "unit-tone", "ZH") == "unit-aligned"
+        assert backend_for_language(routes, "unit-tone", "en") == "unit-tone"
+        assert backend_for_language(routes, "unit-tone", None) == "unit-tone"
 
     def test_voice_picks_the_backend(self) -> None:
         s = settings(backend_for_language={"zh": "unit-aligned"})
@@ -275,27 +293,45 @@ class TestRouting:
 class TestRuntime:
     def test_several_backends_of_one_stage_in_one_worker(self, monkeypatch: pytest.MonkeyPatch) -> None:
         s = settings(backend_for_language={"zh": "unit-aligned"})
+        catalog = MemoryCatalog()
         monkeypatch.setattr(runtime, "get_settings", lambda: s)
+        monkeypatch.setattr(runtime, "offers", lambda: OfferPublisher(catalog))  # type: ignore[arg-type]
         monkeypatch.setenv("TALKFARM_WORKER_STAGES", "tts")
         runtime.unload_all()
         try:
             runtime.warm_up()
-            default, mandarin = runtime.backend_for("tts"), runtime.backend_for("tts", "unit-aligned")
+            default, mandarin = runtime.loaded(registry), runtime.loaded(registry, "unit-aligned")
             assert isinstance(default, ToneTTS) and isinstance(mandarin, AlignedTTS)
             assert default.loaded and mandarin.loaded
-            assert runtime.backend_for("tts", "unit-tone") is default
+            assert runtime.loaded(registry, "unit-tone") is default
         finally:
             runtime.unload_all()
         assert not default.loaded
+        # The worker published what it serves: both backends with their versions, and the voices.
+        offer = catalog.published["tts"]
+        assert offer.backends == {"unit-tone": "1", "unit-aligned": "1"}
+        assert {(v.name, v.backend) for v in offer.voices} >= {("mandarin", "unit-aligned"), ("loud", "unit-tone")}
+
+    def test_the_offer_digest_follows_versions_and_shaping_settings(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        spec = STAGES["tts"]
+        base = spec.offer(settings())
+        assert spec.offer(settings()).digest == base.digest
+        assert spec.offer(settings(sample_rate=16000)).digest != base.digest
+        monkeypatch.setattr(ToneTTS, "version", "2")
+        assert spec.offer(settings()).digest != base.digest
 
 
 class TestVoicesApi:
     @pytest.fixture
     def client(self) -> TestClient:
+        s = settings(backend_for_language={"zh": "unit-aligned"})
+        catalog = MemoryCatalog()
+        catalog.publish(STAGES["tts"].offer(s))  # as a TTS worker does when it starts
         app = FastAPI()
         install_handlers(app)
-        app.include_router(router)
-        app.state.runtime = SimpleNamespace(settings=settings(backend_for_language={"zh": "unit-aligned"}))
+        app.include_router(jobs_api.router)
+        app.include_router(voices_api.router)
+        app.state.talkfarm = SimpleNamespace(settings=s, catalog=catalog)
         return TestClient(app)
 
     def test_lists_voices_with_language_and_backend(self, client: TestClient) -> None:
@@ -318,8 +354,8 @@ class TestTask:
     def test_speech_and_timings_artifacts(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
         import json
 
-        from workers.artifacts import ArtifactStore
-        from workers.audio import read_wav
+        from contracts.artifacts import ArtifactStore
+        from contracts.audio import read_wav
         from workers.tts import tasks
 
         s = settings(backend_for_language={"zh": "unit-aligned"}, phrase_cache_ttl_seconds=0)
@@ -332,9 +368,11 @@ class TestTask:
         job = JobPayload(job_id="j", session_id="s", mode="speak", plan=["tts", "animation"],
                          portrait_key="b" * 64 + ".png", text="你好。再见。", language="zh-CN")
         try:
-            output, summary = tasks._synthesize(job)
+            outcome = tasks._synthesize(job)
         finally:
             runtime.unload_all()
+        output, summary = outcome.payload, outcome.summary
+        assert output is not None
 
         assert summary["tts_backend"] == "unit-aligned"
         store = ArtifactStore(s.artifact_dir)

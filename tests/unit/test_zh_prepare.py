@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.errors import ModelMissingError
-from workers.settings import Settings
+from contracts.errors import ModelMissingError
+from contracts.settings import Settings
 from workers.tts import zh_prepare
 
 pytestmark = pytest.mark.unit

@@ -11,6 +11,7 @@ rounded to whole frames, so the two streams end together (within half a frame).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +23,18 @@ log = logging.getLogger(__name__)
 
 # Sample rates the AAC encoder accepts; any other rate is resampled to 44.1 kHz.
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+# The rate the animation stage decodes speech at, for rendering and for joining segments.
+SPEECH_RATE = 24_000
 FALLBACK_RATE = 44100
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """x264 settings of a rendered video."""
+
+    crf: int = 20
+    preset: str = "veryfast"
+    threads: int = 0  # 0 lets x264 choose
 
 
 def frame_count(samples: int, sample_rate: int, fps: int) -> int:

@@ -32,7 +32,7 @@ import cv2
 import dlib
 import numpy as np
 
-from workers.errors import ModelMissingError, PermanentError
+from contracts.errors import ModelMissingError, PermanentError
 
 # The detector runs on a copy whose longest side is at most this many pixels.
 DETECT_SIDE = 640

@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from contracts.errors import PermanentError
 from workers.animation.faces import FaceBox, FaceChecks, FaceModels, check_face, find_faces
-from workers.errors import PermanentError
 
 __all__ = [
     "FaceBox", "FaceChecks", "FaceModels", "PortraitAnalysis", "PreparedPortrait", "analyse_portrait",

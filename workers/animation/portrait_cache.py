@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts.artifacts import is_key
+from contracts.settings import Settings
 from workers.animation.faces import FaceBox, FaceChecks, FaceModels
 from workers.animation.portrait import PortraitAnalysis, PreparedPortrait, analyse_portrait, select_face
-from workers.artifacts import is_key
-from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from workers.errors import ModelMissingError
-from workers.settings import Settings
+from contracts.errors import ModelMissingError
+from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The animation task: portrait and speech artifacts in, the MP4 artifact out.
+"""The animation tasks: portrait and speech artifacts in, the MP4 artifact out; and a streamed job's assembly.
 
 A video already rendered from the same portrait, speech, backend and settings
 is taken from the video cache instead of rendered again. The finished video is
@@ -10,44 +10,36 @@ The backend gets the words spoken and the TTS stage's timings (a JSON artifact,
 (``face_index``) and the portrait's artifact key, which keys the portrait
 preparation cache.
 
-A sentence segment of a streamed reply is rendered the same way, then remuxed
-to MPEG-TS and recorded as landed (``workers.streaming.finish_segment``); the
-request key is filled by the assembly of the whole job, not by a segment.
+A sentence segment of a streamed reply is rendered the same way, then remuxed to
+MPEG-TS and reported as landed (``workers.animation.segments``); the request key
+is filled by the ``assemble`` task that joins the segments, not by a segment.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from celery import Task
 
 from cache.keys import render_key
-from cache.video import VideoCache
-from workers.animation.base import RenderRequest
-from workers.artifacts import ArtifactNotFound, ArtifactStore
-from workers.audio import decode_audio
-from workers.celery_app import TASK_NAMES, app
-from workers.errors import PermanentError
-from workers.payload import JobPayload
-from workers.runtime import backend_for
-from workers.settings import Settings, get_settings
-from workers.stage import HandOn, run_stage
-from workers.streaming import finish_segment
-from workers.tts.base import Timing
+from cache.store import video_cache
+from contracts.artifacts import ArtifactNotFound, ArtifactStore
+from contracts.audio import decode_audio
+from contracts.errors import PermanentError
+from contracts.payload import JobPayload
+from contracts.settings import Settings, get_settings
+from contracts.timings import Timing, decode_timings
+from pipeline.app import app
+from pipeline.runner import Outcome, run_stage
+from pipeline.runtime import loaded
+from pipeline.stages import ASSEMBLE, STAGES
+from workers.animation.base import RenderRequest, registry
+from workers.animation.encoder import SPEECH_RATE
+from workers.animation.segments import assemble_job, finish_segment
 
 log = logging.getLogger(__name__)
-
-SPEECH_RATE = 24_000
-
-
-@lru_cache(maxsize=1)
-def video_cache() -> VideoCache:
-    """One cache client (and connection pool) per worker process, not one per task."""
-    return VideoCache.from_settings(get_settings())
 
 
 def render_settings(settings: Settings) -> dict[str, Any]:
@@ -62,36 +54,33 @@ def spoken_text(job: JobPayload) -> str | None:
 
 
 def load_timings(store: ArtifactStore, key: str | None) -> tuple[Timing, ...]:
-    """The TTS stage's timings artifact as ``Timing``s; an unreadable one is ignored (the text still serves)."""
+    """The TTS stage's timings artifact as ``Timing``s; a missing or unreadable one gives none."""
     if key is None:
         return ()
     try:
-        document = json.loads(store.read_bytes(key))
-        kind = str(document.get("kind", "phoneme"))
-        return tuple(Timing(float(item["start"]), float(item["end"]), str(item["label"]), kind)
-                     for item in document.get("items", []))
-    except (ArtifactNotFound, ValueError, TypeError, KeyError, AttributeError) as e:
-        log.warning("ignoring the unreadable timings artifact %s: %s", key, e)
+        return decode_timings(store.read_bytes(key))
+    except ArtifactNotFound:
+        log.warning("ignoring the missing timings artifact %s", key)
         return ()
 
 
-def _render(job: JobPayload) -> tuple[JobPayload | HandOn, dict[str, Any]]:
+def _render(job: JobPayload) -> Outcome:
     settings = get_settings()
     store = ArtifactStore(settings.artifact_dir)
     speech_key = job.speech_key or job.audio_key
     if speech_key is None:
         raise PermanentError("the animation stage needs speech audio", code="bad_payload")
-    backend = backend_for("animation")
-    cache = video_cache()
+    backend = loaded(registry)
+    cache = video_cache(settings)
     text = spoken_text(job)
     # What shapes this video besides portrait and speech: the face, and what the mouth follows.
     shaping = {**render_settings(settings), "face": job.face_index, "timings": job.timings_key, "text": text,
                "segment": job.segment is not None}
     key = render_key(job.portrait_key, speech_key, backend.name, backend.version, shaping)
 
-    cached = cache.get(key)
+    cached = cache.get_media(key)
     if cached is not None:
-        video_bytes, meta = cached.video, cached.meta
+        video_bytes, meta = cached.data, cached.meta
         video = store.put_bytes(video_bytes, "mp4")
     else:
         audio = decode_audio(store.path(speech_key), SPEECH_RATE)
@@ -106,16 +95,25 @@ def _render(job: JobPayload) -> tuple[JobPayload | HandOn, dict[str, Any]]:
         meta = {"video_seconds": round(result.seconds, 3), "frames": result.frames,
                 "width": result.width, "height": result.height}
         video_bytes = store.read_bytes(video.key)
-        cache.put(key, video_bytes, meta)
+        cache.put_media(key, video_bytes, meta)
 
     if job.segment is not None:
-        return finish_segment(job, video.key, speech_key, float(meta["video_seconds"]), store, settings)
+        return finish_segment(job, video.key, speech_key, float(meta["video_seconds"]), store)
     summary = {**meta, "video_key": video.key, "transcript": job.transcript, "reply": job.reply}
     if job.cache_key:
-        cache.put(job.cache_key, video_bytes, summary)
-    return job.with_outputs(video_key=video.key), summary
+        cache.put_media(job.cache_key, video_bytes, summary)
+    return Outcome(summary=summary, payload=job.with_outputs(video_key=video.key))
 
 
-@app.task(name=TASK_NAMES["animation"], bind=True)
+def _assemble(job: JobPayload) -> Outcome:
+    return assemble_job(job, get_settings())
+
+
+@app.task(name=STAGES["animation"].task, bind=True)
 def render(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     return run_stage(self, "animation", payload, _render)
+
+
+@app.task(name=ASSEMBLE.task, bind=True)
+def assemble(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage(self, ASSEMBLE.verb, payload, _assemble, limits=ASSEMBLE.stage)

@@ -9,10 +9,10 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from cache.keys import content_hash
-from workers.errors import PermanentError
-from workers.registry import ModelLifecycle, Registry
-from workers.settings import Settings
-from workers.timing import backend_call
+from contracts.errors import PermanentError
+from contracts.settings import Settings
+from pipeline.calls import backend_call
+from pipeline.registry import ModelLifecycle, Registry
 
 SAMPLE_RATE = 16_000
 

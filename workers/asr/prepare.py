@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from workers.errors import ModelMissingError
-from workers.settings import Settings
+from contracts.errors import ModelMissingError
+from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 

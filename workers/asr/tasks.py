@@ -13,27 +13,28 @@ from typing import Any
 
 from celery import Task
 
-from cache.results import ResultCache
-from workers.artifacts import ArtifactStore
-from workers.asr.base import SAMPLE_RATE, ASRBackend, Transcription
-from workers.audio import decode_audio
-from workers.celery_app import TASK_NAMES, app
-from workers.errors import PermanentError
-from workers.payload import JobPayload
-from workers.runtime import backend_for
-from workers.settings import get_settings
-from workers.stage import run_stage
+from cache.store import Cache
+from contracts.artifacts import ArtifactStore
+from contracts.audio import decode_audio
+from contracts.errors import PermanentError
+from contracts.payload import JobPayload
+from contracts.settings import get_settings
+from pipeline.app import app
+from pipeline.runner import Outcome, run_stage
+from pipeline.runtime import loaded
+from pipeline.stages import STAGES
+from workers.asr.base import SAMPLE_RATE, ASRBackend, Transcription, registry
 
 
 @lru_cache(maxsize=1)
-def result_cache() -> ResultCache | None:
+def result_cache() -> Cache | None:
     """One cache client per worker process; None when ``asr.cache_ttl_seconds`` is 0."""
     settings = get_settings()
     ttl = settings.asr.cache_ttl_seconds
-    return ResultCache.from_settings(settings, "asr", ttl) if ttl > 0 else None
+    return Cache.from_settings(settings, "asr", ttl) if ttl > 0 else None
 
 
-def cached_transcription(backend: ASRBackend, cache: ResultCache | None, audio_key: str, audio_path: Path,
+def cached_transcription(backend: ASRBackend, cache: Cache | None, audio_key: str, audio_path: Path,
                          language: str | None, max_seconds: float) -> tuple[Transcription, bool]:
     """The transcript of the audio artifact ``audio_key`` (at ``audio_path``) and whether the cache had it."""
     key = backend.result_key(audio_key, language)
@@ -48,24 +49,24 @@ def cached_transcription(backend: ASRBackend, cache: ResultCache | None, audio_k
     return result, False
 
 
-def _transcribe(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
+def _transcribe(job: JobPayload) -> Outcome:
     if job.audio_key is None:
         raise PermanentError("the asr stage needs an audio artifact", code="bad_payload")
     settings = get_settings()
     store = ArtifactStore(settings.artifact_dir)
-    result, cached = cached_transcription(backend_for("asr"), result_cache(), job.audio_key,
+    result, cached = cached_transcription(loaded(registry), result_cache(), job.audio_key,
                                           store.path(job.audio_key), job.language,
                                           settings.limits.max_audio_seconds)
     output = job.with_outputs(transcript=result.text, detected_language=result.language)
-    return output, {
+    return Outcome(payload=output, summary={
         "transcript": result.text,
         "language": result.language,
         "language_probability": round(result.language_probability, 3),
         "voiced_seconds": round(result.speech_seconds, 3),
         "cache_hit": cached,
-    }
+    })
 
 
-@app.task(name=TASK_NAMES["asr"], bind=True)
+@app.task(name=STAGES["asr"].task, bind=True)
 def transcribe(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     return run_stage(self, "asr", payload, _transcribe)

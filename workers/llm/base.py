@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator, Sequence
 
-from workers.payload import Turn
-from workers.registry import ModelLifecycle, Registry
-from workers.settings import Settings
-from workers.timing import backend_call
+from contracts.payload import Turn
+from contracts.settings import Settings
+from pipeline.calls import backend_call
+from pipeline.registry import ModelLifecycle, Registry
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Union
 
-from workers.errors import StageTimeout, TransientError
+from contracts.errors import StageTimeout, TransientError
 from workers.llm.base import GenerationOptions
 
 log = logging.getLogger(__name__)

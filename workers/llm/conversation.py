@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cache.faq import FaqCache, faq_key
-from workers.errors import PermanentError
+from contracts.errors import PermanentError
+from contracts.payload import JobPayload, Turn
+from contracts.settings import Settings, get_settings
 from workers.llm.base import GenerationOptions, LLMBackend
 from workers.llm.text import build_messages, clean_reply, fit_to_budget
-from workers.payload import JobPayload, Turn
-from workers.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

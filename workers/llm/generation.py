@@ -23,7 +23,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from workers.llm.base import GenerationOptions
 from workers.llm.batching import GenerationRequest, RequestStats
-from workers.llm.streaming import ReplyText
+from workers.llm.deltas import ReplyText
 
 # Mild, and over the reply only: names and facts from the history must stay cheap to repeat.
 REPETITION_PENALTY = 1.1

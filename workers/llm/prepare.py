@@ -20,9 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from workers.errors import ModelMissingError, PermanentError
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
 from workers.llm.backends.transformers_llm import import_llm_libraries, is_model_folder
-from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
-from workers.payload import Turn
-from workers.sentences import split_sentences  # also re-exported: it lives in workers.sentences
+from contracts.payload import Turn
+from contracts.text.sentences import split_sentences  # also re-exported: it lives in contracts.text.sentences
 
 # A chat-template token, with the role name that follows "<|im_start|>".
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>(?:(?:assistant|user|system)\b)?")

@@ -3,9 +3,9 @@
 A backend implements ``_synthesize`` for one sentence and returns the audio at
 its own rate, with phoneme timings when the model gives them. The public
 ``synthesize`` does what is the same for every backend: it splits the text into
-sentences (``workers.sentences``), serves sentences from the phrase cache when
+sentences (``contracts.text.sentences``), serves sentences from the phrase cache when
 one is given, finishes each sentence (trimmed, resampled to ``tts.sample_rate``,
-loudness-normalised; ``workers.tts.assembly``) and joins them with a short pause.
+loudness-normalised; ``workers.tts.finish``) and joins them with a short pause.
 So every backend and voice comes out at the same rate and level.
 """
 
@@ -15,12 +15,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from workers.errors import PermanentError
-from workers.registry import ModelLifecycle, Registry
-from workers.sentences import split_sentences
-from workers.settings import Settings
-from workers.timing import backend_call
-from workers.tts.assembly import finish_sentence, join
+from contracts.errors import PermanentError
+from contracts.settings import Settings
+from contracts.text.sentences import split_sentences
+from contracts.voices import VoiceInfo
+from pipeline.calls import backend_call
+from pipeline.registry import ModelLifecycle, Registry
+from workers.tts.finish import finish_sentence, join
 from workers.tts.phrases import PhraseCache, phrase_key
 from workers.tts.speech import Speech, Timing
 
@@ -34,16 +35,6 @@ class TTSCapabilities:
     gpu: bool = False
     # The backend returns phoneme timings from its model (otherwise word timings are estimated).
     phoneme_timings: bool = False
-
-
-@dataclass(frozen=True)
-class VoiceInfo:
-    """A voice a request may name: its name, the backend that speaks it and its languages."""
-
-    name: str
-    backend: str
-    languages: tuple[str, ...]
-    default: bool = False
 
 
 class TTSBackend(ModelLifecycle, ABC):

@@ -2,7 +2,7 @@
 
 Greetings, apologies and the fallback reply are spoken over and over; each
 finished sentence (trimmed, resampled, normalised, with its timings) is stored in
-the LRU cache Redis through ``cache.results.ResultCache`` (namespace
+the LRU cache Redis through ``cache.store.Cache`` (namespace
 ``tts_phrases``, 16-bit PCM as base64 in JSON) under a key made of the
 normalised text, the backend's name and version, the model's identity, the
 voice, the language and the output format. Hits and misses are counted there
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cache.keys import content_hash
-from cache.results import ResultCache
-from workers.sentences import primary_language
-from workers.tts.assembly import normalise_text
+from cache.store import Cache
+from contracts.text.sentences import primary_language
+from workers.tts.finish import normalise_text
 from workers.tts.speech import Speech, Timing
 
 if TYPE_CHECKING:
-    from workers.settings import Settings
+    from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,14 @@ def decode(value: dict[str, Any]) -> Speech | None:
 class PhraseCache:
     """Finished sentences by ``phrase_key`` in the LRU cache Redis."""
 
-    def __init__(self, store: ResultCache, max_chars: int) -> None:
+    def __init__(self, store: Cache, max_chars: int) -> None:
         self.store = store
         self.max_chars = max_chars
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "PhraseCache":
         tts = settings.tts
-        return cls(ResultCache.from_settings(settings, NAMESPACE, tts.phrase_cache_ttl_seconds),
+        return cls(Cache.from_settings(settings, NAMESPACE, tts.phrase_cache_ttl_seconds),
                    tts.phrase_cache_max_chars)
 
     def accepts(self, text: str) -> bool:

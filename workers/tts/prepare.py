@@ -14,9 +14,9 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from workers.artifacts import copy_atomic
-from workers.errors import ModelMissingError
-from workers.settings import Settings
+from contracts.artifacts import copy_atomic
+from contracts.errors import ModelMissingError
+from contracts.settings import Settings
 from workers.tts import zh_prepare
 
 log = logging.getLogger(__name__)

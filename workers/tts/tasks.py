@@ -2,37 +2,35 @@
 
 The job's voice and language pick the backend (``workers.tts.voices``); finished
 sentences come from and go to the phrase cache (``tts.phrase_cache_ttl_seconds``
-0 turns it off). The timings (``workers.tts.speech.timings_document``) are stored
-as a JSON artifact whose key goes on the payload as ``timings_key``.
+0 turns it off). The timings (``contracts.timings``) are stored as a JSON
+artifact whose key goes on the payload as ``timings_key``.
 
 A sentence segment of a streamed reply (``segment`` on the payload) speaks its
 ``segment_text`` with half the sentence pause before it and half after, padded
 to whole video frames: segments join without drift, and every seam falls in a
-pause where the mouth is closed (see ``workers.streaming``).
+pause where the mouth is closed (see ``workers.animation.segments``).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import numpy as np
 from celery import Task
 
-from workers.artifacts import ArtifactStore
-from workers.assembly import pad_to_frames
-from workers.audio import wav_bytes
-from workers.celery_app import TASK_NAMES, app
-from workers.errors import PermanentError
-from workers.payload import JobPayload
-from workers.runtime import backend_for
-from workers.settings import Settings, get_settings
-from workers.stage import run_stage
-from workers.streaming import segment_summary
-from workers.tts.base import TTSBackend
+from contracts.artifacts import ArtifactStore
+from contracts.audio import pad_to_frames, wav_bytes
+from contracts.errors import PermanentError
+from contracts.payload import JobPayload
+from contracts.settings import Settings, get_settings
+from contracts.timings import encode_timings, timings_document
+from pipeline.app import app
+from pipeline.runner import Outcome, run_stage
+from pipeline.runtime import loaded
+from pipeline.stages import STAGES
+from workers.tts.base import registry
 from workers.tts.phrases import PhraseCache
-from workers.tts.speech import timings_document
 from workers.tts.voices import VoiceCatalog
 
 _lock = threading.Lock()
@@ -51,7 +49,7 @@ def _process_helpers(settings: Settings) -> tuple[VoiceCatalog, PhraseCache | No
         return _catalog, _cache
 
 
-def _synthesize(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
+def _synthesize(job: JobPayload) -> Outcome:
     if job.segment is not None:
         text = job.segment_text
     else:
@@ -62,33 +60,22 @@ def _synthesize(job: JobPayload) -> tuple[JobPayload, dict[str, Any]]:
     catalog, cache = _process_helpers(settings)
     language = job.language or job.detected_language
     name = catalog.route(job.voice, language)
-    backend: TTSBackend = backend_for("tts", name)
-    speech = backend.synthesize(text, voice=job.voice, language=language, cache=cache)
-    samples = speech.samples
-    lead = 0.0
-    document = timings_document(speech)
+    speech = loaded(registry, name).synthesize(text, voice=job.voice, language=language, cache=cache)
+    samples, timings = speech.samples, speech.timings
     if job.segment is not None:
         half = np.zeros(int(settings.tts.sentence_pause_seconds * speech.sample_rate / 2), dtype=np.float32)
         samples = pad_to_frames(np.concatenate([half, samples, half]), speech.sample_rate, settings.animation.fps)
-        lead = len(half) / speech.sample_rate
-    if document is not None and lead:
-        for item in document["items"]:
-            item["start"], item["end"] = round(item["start"] + lead, 4), round(item["end"] + lead, 4)
-        document["seconds"] = round(len(samples) / speech.sample_rate, 4)
+        timings = tuple(t.shifted(len(half) / speech.sample_rate) for t in timings)
+    seconds = len(samples) / speech.sample_rate
     store = ArtifactStore(settings.artifact_dir)
     artifact = store.put_bytes(wav_bytes(samples, speech.sample_rate), "wav")
-    timings_key = None
-    if document is not None:
-        timings_key = store.put_bytes(json.dumps(document, ensure_ascii=False).encode("utf-8"), "json").key
-    seconds = round(len(samples) / speech.sample_rate, 3)
-    output = job.with_outputs(speech_key=artifact.key, speech_seconds=seconds, timings_key=timings_key)
-    if job.segment is not None:
-        return output, {**segment_summary(speech_key=artifact.key, seconds=seconds, timings_key=timings_key),
-                        "tts_backend": name}
-    return output, {"speech_key": artifact.key, "speech_seconds": seconds, "timings_key": timings_key,
-                    "tts_backend": name}
+    document = timings_document(timings, speech.timings_from_model, seconds)
+    timings_key = store.put_bytes(encode_timings(document), "json").key if document is not None else None
+    output = job.with_outputs(speech_key=artifact.key, speech_seconds=round(seconds, 3), timings_key=timings_key)
+    return Outcome(summary={"speech_key": artifact.key, "speech_seconds": round(seconds, 3),
+                            "timings_key": timings_key, "tts_backend": name}, payload=output)
 
 
-@app.task(name=TASK_NAMES["tts"], bind=True)
+@app.task(name=STAGES["tts"].task, bind=True)
 def synthesize(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     return run_stage(self, "tts", payload, _synthesize)

@@ -1,10 +1,11 @@
-"""Which voices the farm offers, and which TTS backend speaks a job.
+"""Which voices the TTS stage offers, and which of its backends speaks a job.
 
 The configured backends are ``tts.backend`` (the default), the backends of
 ``tts.backend_for_language`` and ``tts.extra_backends``
 (``TTSSettings.backend_names``). ``VoiceCatalog`` lists their voices from
-settings and folders only (``TTSBackend.list_voices``: no model is loaded), so
-the coordinator can answer ``GET /v1/voices`` and refuse an unknown voice at
+settings and folders only (``TTSBackend.list_voices``: no model is loaded); the
+workers publish the list in the stage's offer (``offer_extras``), from which the
+coordinator answers ``GET /v1/voices`` and refuses an unknown voice at
 submission. ``route`` picks the backend of one job:
 
 1. a named voice is spoken by the backend that has it, the language's backend
@@ -19,20 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
-from workers.errors import PermanentError, StageError
-from workers.sentences import primary_language
-from workers.settings import Settings
-from workers.tts.base import VoiceInfo, registry
+from contracts.errors import PermanentError, StageError
+from contracts.settings import Settings
+from contracts.voices import VoiceInfo, backend_for_language, find_voice
+from workers.tts.base import registry
 
 log = logging.getLogger(__name__)
-
-
-def backend_for_language(settings: Settings, language: str | None) -> str:
-    """The backend that speaks ``language`` (``tts.backend`` when it is unmapped or unknown)."""
-    primary = primary_language(language)
-    routes = {primary_language(tag) or tag: name for tag, name in settings.tts.backend_for_language.items()}
-    return routes.get(primary or "", settings.tts.backend)
 
 
 class VoiceCatalog:
@@ -65,18 +60,27 @@ class VoiceCatalog:
                           VoiceInfo(v.name, v.backend, v.languages, default=False) for v in listed)
         return voices
 
+    def language_backend(self, language: str | None) -> str:
+        tts = self.settings.tts
+        return backend_for_language(tts.backend_for_language, tts.backend, language)
+
     def find(self, voice: str, language: str | None = None) -> VoiceInfo | None:
         """The voice named ``voice``, preferring the one of the backend that speaks ``language``."""
-        matches = [v for v in self.voices() if v.name == voice]
-        preferred = backend_for_language(self.settings, language)
-        return next((v for v in matches if v.backend == preferred), matches[0] if matches else None)
+        return find_voice(self.voices(), voice, self.language_backend(language))
 
     def route(self, voice: str | None, language: str | None) -> str:
         """The name of the backend that speaks a job with this voice and language."""
         if voice is None:
-            return backend_for_language(self.settings, language)
+            return self.language_backend(language)
         found = self.find(voice, language)
         if found is None:
             names = ", ".join(sorted({v.name for v in self.voices()})) or "(none)"
             raise PermanentError(f"unknown voice {voice!r}; available voices: {names}", code="unknown_voice")
         return found.backend
+
+
+def offer_extras(settings: Settings) -> dict[str, Any]:
+    """What the TTS stage's offer adds (``pipeline.stages``): its voices and language routes."""
+    return {"voices": VoiceCatalog(settings).voices(),
+            "language_routes": dict(settings.tts.backend_for_language),
+            "default_backend": settings.tts.backend}

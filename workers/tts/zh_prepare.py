@@ -33,9 +33,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workers.artifacts import copy_atomic
-from workers.errors import ModelMissingError
-from workers.settings import Settings
+from contracts.artifacts import copy_atomic
+from contracts.errors import ModelMissingError
+from contracts.settings import Settings
 
 log = logging.getLogger(__name__)
 

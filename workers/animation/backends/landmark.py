@@ -4,7 +4,7 @@ No lip-sync network ships in any package we can install, so this backend is
 classical. The portrait is prepared once (``PortraitPreparer``: decode at
 render size, faces, landmarks; cached by content). The mouth follows visemes
 from the TTS stage's phoneme timings, or from the text aligned to the audio,
-or the audio alone in lipsync mode (``workers.animation.visemes``); a
+or the audio alone in lipsync mode (``workers.animation.landmark.visemes``); a
 piecewise-affine warp over the landmark mesh moves lips and jaw from a
 closed-lipped neutral pose, and a painted cavity fills the opened mouth.
 Eyes blink at random intervals and the head drifts by under a pixel. Frames
@@ -26,15 +26,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workers.animation.base import (
-    AnimationBackend,
-    AnimationCapabilities,
-    RenderRequest,
-    RenderResult,
-    registry,
-)
-from workers.animation.encoder import VideoWriter, as_mono, frame_count
-from workers.animation.motion import (
+from contracts.errors import ModelMissingError
+from contracts.settings import Settings
+from workers.animation.base import AnimationBackend, AnimationCapabilities, RenderRequest, RenderResult, registry
+from workers.animation.encoder import EncoderOptions, frame_count
+from workers.animation.landmark.motion import (
     MouthOptions,
     RigOptions,
     blink_curve,
@@ -43,12 +39,10 @@ from workers.animation.motion import (
     speech_features,
 )
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
-from workers.errors import ModelMissingError, PermanentError, TransientError
-from workers.settings import Settings
 
 if TYPE_CHECKING:
+    from workers.animation.landmark.visemes import VisemeOptions
     from workers.animation.portrait_cache import PortraitPreparer
-    from workers.animation.visemes import VisemeOptions
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +57,7 @@ class LandmarkOptions:
     head_motion_px: float = 0.5  # 0 keeps the head perfectly still
     blink_interval_s: tuple[float, float] = (2.0, 6.0)
     blink_seconds: float = 0.2
-    crf: int = 20
-    preset: str = "veryfast"
-    encoder_threads: int = 0  # 0 lets x264 choose
+    encoder: EncoderOptions = EncoderOptions()
 
 
 @registry.register("landmark")
@@ -90,7 +82,7 @@ class LandmarkAnimator(AnimationBackend):
     def _load(self) -> None:
         path = landmark_model_path(self.settings.model_dir)
         try:
-            import workers.animation.visemes  # noqa: F401  (openfacefx, imported once here)
+            import workers.animation.landmark.visemes  # noqa: F401  (openfacefx, imported once here)
             from workers.animation.faces import FaceModels
             from workers.animation.portrait_cache import PortraitPreparer
         except ImportError as e:
@@ -105,17 +97,12 @@ class LandmarkAnimator(AnimationBackend):
         self.preparer = None
 
     def _render(self, request: RenderRequest) -> RenderResult:
-        from workers.animation.face_rig import FaceRig
-        from workers.animation.visemes import VisemeOptions, mouth_track
+        from workers.animation.landmark.face_rig import FaceRig
+        from workers.animation.landmark.visemes import VisemeOptions, mouth_track
 
         if self.preparer is None:
             raise RuntimeError("the landmark animator is not loaded")
-        if request.sample_rate <= 0:
-            raise PermanentError(f"invalid sample rate {request.sample_rate}", code="bad_audio")
-        try:
-            audio = as_mono(request.audio)
-        except ValueError as e:
-            raise PermanentError(f"the speech audio is unusable: {e}", code="bad_audio") from e
+        audio = request.audio
         fps = self.settings.animation.fps
         portrait = self.preparer.prepare(request.portrait, request.face_index, request.portrait_key)
         frames = frame_count(len(audio), request.sample_rate, fps)
@@ -135,20 +122,8 @@ class LandmarkAnimator(AnimationBackend):
             blinks = blinks * envelope
 
         rig = FaceRig(portrait, options.rig)
-        started = time.perf_counter()
-        try:
-            with VideoWriter(
-                request.output, portrait.width, portrait.height, fps, audio, request.sample_rate,
-                crf=options.crf, preset=options.preset, threads=options.encoder_threads,
-            ) as writer:
-                for i in range(frames):
-                    writer.write(rig.frame(float(mouth.openness[i]), float(mouth.spread[i]), float(blinks[i]),
-                                           drift[i]))
-        except OSError as e:
-            # A full or failing scratch volume; another attempt (or worker) may succeed.
-            raise TransientError(f"writing the video to {request.output} failed: {e}") from e
-        elapsed = time.perf_counter() - started
-        log.info("rendered %d frames at %dx%d (face %d of %d, mouth from %s) in %.2f s (%.1f fps)", frames,
-                 portrait.width, portrait.height, portrait.face_index + 1, portrait.face_count, mouth.source,
-                 elapsed, frames / max(elapsed, 1e-9))
+        with self.video_writer(request, portrait.width, portrait.height, options.encoder) as writer:
+            for i in range(frames):
+                writer.write(rig.frame(float(mouth.openness[i]), float(mouth.spread[i]), float(blinks[i]), drift[i]))
+        log.debug("face %d of %d, mouth from %s", portrait.face_index + 1, portrait.face_count, mouth.source)
         return RenderResult(frames=frames, width=portrait.width, height=portrait.height, seconds=frames / fps)

@@ -23,17 +23,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workers.animation.base import (
-    AnimationBackend,
-    AnimationCapabilities,
-    RenderRequest,
-    RenderResult,
-    registry,
-)
-from workers.animation.encoder import VideoWriter, as_mono, frame_count
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
+from workers.animation.base import AnimationBackend, AnimationCapabilities, RenderRequest, RenderResult, registry
+from workers.animation.encoder import EncoderOptions, frame_count
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
-from workers.errors import ModelMissingError, PermanentError, TransientError
-from workers.settings import Settings
 
 if TYPE_CHECKING:
     from workers.animation.portrait_cache import PortraitPreparer
@@ -50,9 +44,7 @@ class Wav2LipOptions:
 
     crop: CropOptions | None = None  # None: ``CropOptions()``
     chunk_timeout_s: float = 120.0  # the longest wait for one chunk of frames from the batcher
-    crf: int = 20
-    preset: str = "veryfast"
-    encoder_threads: int = 0  # 0 lets x264 choose
+    encoder: EncoderOptions = EncoderOptions()
 
 
 @dataclass(frozen=True)
@@ -129,19 +121,14 @@ class Wav2LipAnimator(AnimationBackend):
         return _Face(image=portrait.image, landmarks=portrait.landmarks)
 
     def _render(self, request: RenderRequest) -> RenderResult:
+        from contracts.audio import resample
         from workers.animation.wav2lip.face import CropOptions, crop_box
         from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
         from workers.animation.wav2lip.pipeline import lip_sync_frames
-        from workers.audio import resample
 
         if self._model is None or self._batcher is None:
             raise RuntimeError("the wav2lip animator is not loaded")
-        if request.sample_rate <= 0:
-            raise PermanentError(f"invalid sample rate {request.sample_rate}", code="bad_audio")
-        try:
-            audio = as_mono(request.audio)
-        except ValueError as e:
-            raise PermanentError(f"the speech audio is unusable: {e}", code="bad_audio") from e
+        audio = request.audio
         animation = self.settings.animation
         fps = animation.fps
         face = self._prepare(request)
@@ -154,22 +141,11 @@ class Wav2LipAnimator(AnimationBackend):
         windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
         height, width = face.image.shape[:2]
 
-        started = time.perf_counter()
-        try:
-            with VideoWriter(
-                request.output, width, height, fps, audio, request.sample_rate,
-                crf=self.options.crf, preset=self.options.preset, threads=self.options.encoder_threads,
-            ) as writer:
-                for frame in lip_sync_frames(
-                    face.image, box, windows, self._batcher, self._model.face_size,
-                    chunk=animation.batch_size, depth=animation.wav2lip.in_flight, options=crop,
-                    timeout=self.options.chunk_timeout_s,
-                ):
-                    writer.write(frame)
-        except OSError as e:
-            # A full or failing scratch volume; another attempt (or worker) may succeed.
-            raise TransientError(f"writing the video to {request.output} failed: {e}") from e
-        elapsed = time.perf_counter() - started
-        log.info("rendered %d frames at %dx%d in %.2f s (%.1f fps)", frames, width, height, elapsed,
-                 frames / max(elapsed, 1e-9))
+        with self.video_writer(request, width, height, self.options.encoder) as writer:
+            for frame in lip_sync_frames(
+                face.image, box, windows, self._batcher, self._model.face_size,
+                chunk=animation.batch_size, depth=animation.wav2lip.in_flight, options=crop,
+                timeout=self.options.chunk_timeout_s,
+            ):
+                writer.write(frame)
         return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)

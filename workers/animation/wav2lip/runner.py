@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.errors import ModelMissingError, PermanentError, TransientError
+from contracts.errors import ModelMissingError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 

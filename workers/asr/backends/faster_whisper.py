@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from contracts.audio import is_silent
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
 from workers.asr.base import SAMPLE_RATE, ASRBackend, ASRCapabilities, Transcription, registry
-from workers.audio import is_silent
-from workers.errors import ModelMissingError, PermanentError
-from workers.settings import Settings
 
 if TYPE_CHECKING:
     from faster_whisper import BatchedInferencePipeline, WhisperModel

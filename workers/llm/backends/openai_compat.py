@@ -22,11 +22,11 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from workers.errors import PermanentError, TransientError
+from contracts.errors import PermanentError, TransientError
+from contracts.payload import Turn
+from contracts.settings import Settings
 from workers.llm.base import GenerationOptions, LLMBackend, LLMCapabilities, registry
-from workers.llm.streaming import ReplyText
-from workers.payload import Turn
-from workers.settings import Settings
+from workers.llm.deltas import ReplyText
 
 log = logging.getLogger(__name__)
 

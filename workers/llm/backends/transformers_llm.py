@@ -21,11 +21,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator, Sequence
 
-from workers.errors import ModelMissingError, PermanentError, TransientError
+from contracts.errors import ModelMissingError, PermanentError, TransientError
+from contracts.payload import Turn
+from contracts.settings import Settings
 from workers.llm.base import GenerationOptions, LLMBackend, LLMCapabilities, registry
 from workers.llm.batching import Batcher, GenerationRequest, RequestStats
-from workers.payload import Turn
-from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
 

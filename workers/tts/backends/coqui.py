@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from workers.errors import ModelMissingError, PermanentError
-from workers.sentences import primary_language
-from workers.settings import Settings
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
+from contracts.text.sentences import primary_language
 from workers.tts.base import Speech, TTSBackend, TTSCapabilities, VoiceInfo, registry
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from workers.audio import read_wav
-from workers.errors import ModelMissingError, PermanentError, StageTimeout
-from workers.settings import Settings
+from contracts.audio import read_wav
+from contracts.errors import ModelMissingError, PermanentError, StageTimeout
+from contracts.settings import Settings
 from workers.tts.base import Speech, Timing, TTSBackend, TTSCapabilities, VoiceInfo, registry
 
 log = logging.getLogger(__name__)

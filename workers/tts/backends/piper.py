@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from workers.errors import ModelMissingError, PermanentError
-from workers.sentences import primary_language
-from workers.settings import Settings
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
+from contracts.text.sentences import primary_language
 from workers.tts.base import Speech, Timing, TTSBackend, TTSCapabilities, VoiceInfo, registry
 from workers.tts.prepare import config_path, installed_voices, voice_dir, voice_files
 

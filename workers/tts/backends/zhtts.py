@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workers.errors import ModelMissingError, PermanentError
-from workers.settings import Settings
+from contracts.errors import ModelMissingError, PermanentError
+from contracts.settings import Settings
 from workers.tts import zh_prepare
 from workers.tts.base import Speech, Timing, TTSBackend, TTSCapabilities, VoiceInfo, registry
 from workers.tts.zh.ipa import ipa

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.errors import PermanentError
+from contracts.errors import PermanentError
 
 log = logging.getLogger(__name__)
 

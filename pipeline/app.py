@@ -1,0 +1,71 @@
+"""The Celery application every talkfarm process shares, configured from the stage table.
+
+One durable queue per stage (``asr``, ``llm``, ``tts``, ``animation``) behind a
+direct exchange, routed by task name (``pipeline.stages``). JSON only, late
+acknowledgement, prefetch 1, per-stage soft and hard time limits, results in
+the Redis results instance. Importing this module registers no task and loads
+no model: the coordinator uses the app only to publish (``pipeline.dispatch``);
+``pipeline.launch`` imports the one stage's task module a worker runs.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from contracts.settings import Settings, get_settings
+from pipeline.stages import ASSEMBLE, STAGES
+
+
+def stages_exchange(settings: Settings) -> Exchange:
+    return Exchange(settings.queue_name("talkfarm.stages"), type="direct", durable=True)
+
+
+def stage_queues(settings: Settings) -> list[Queue]:
+    exchange = stages_exchange(settings)
+    arguments = {"x-max-length": settings.broker.queue_max_length, "x-overflow": "reject-publish"}
+    return [
+        Queue(settings.queue_name(spec.queue), exchange, routing_key=spec.queue, durable=True,
+              queue_arguments=arguments)
+        for spec in STAGES.values()
+    ]
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    queues = stage_queues(settings)
+    routed = [(spec.task, spec.name) for spec in STAGES.values()] + [(ASSEMBLE.task, ASSEMBLE.stage)]
+    app.conf.update(
+        broker_url=settings.broker.url,
+        result_backend=settings.redis.results_url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=queues,
+        task_default_queue=queues[0].name,
+        task_create_missing_queues=False,
+        task_routes={task: {"queue": settings.queue_name(STAGES[stage].queue), "routing_key": STAGES[stage].queue}
+                     for task, stage in routed},
+        task_annotations={
+            task: {"soft_time_limit": settings.stage(stage).soft_seconds,
+                   "time_limit": settings.stage(stage).hard_seconds}
+            for task, stage in routed
+        },
+        result_expires=3600,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.broker.connect_timeout,
+        broker_transport_options={"confirm_publish": True},
+        redis_socket_timeout=settings.redis.socket_timeout,
+        redis_socket_connect_timeout=settings.redis.socket_timeout,
+        # Loading a model in worker_process_init takes longer than Celery's 4 s default.
+        worker_proc_alive_timeout=180,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+
+
+app = Celery("talkfarm")
+configure(app, get_settings())

@@ -1,0 +1,69 @@
+"""The one place where stage tasks are published: a job's first stage, its sentence segments, its assembly.
+
+The coordinator publishes a job's first stage (``publish_stage``), or, for a
+streamed ``speak`` job, one TTS subtask per sentence (``publish_sentences``);
+each stage hands on to the next through ``publish_stage``; the task that sees a
+streamed job's last segment land publishes its assembly (``publish_assembly``).
+A task's ID is derived from the job, the stage and the segment
+(``<job>.<verb>[.<segment>]``), so a job's subtasks can be found by name.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from contracts.payload import JobPayload
+from contracts.settings import Settings
+from pipeline.app import app
+from pipeline.ledger import ledger_for
+from pipeline.stages import ASSEMBLE, STAGES
+
+
+def task_id(job_id: str, verb: str, segment: int | None = None) -> str:
+    return f"{job_id}.{verb}" if segment is None else f"{job_id}.{verb}.{segment}"
+
+
+def publish_stage(payload: JobPayload, settings: Settings) -> str:
+    """Publish the task of the payload's current stage (``plan[0]``)."""
+    spec = STAGES[payload.stage]
+    return _publish(spec.task, payload, spec.queue, spec.name, settings)
+
+
+def segment_payload(job: JobPayload, index: int, text: str) -> JobPayload:
+    """The payload of sentence ``index`` of a streamed reply: it goes on through TTS and animation."""
+    return job.model_copy(update={"plan": ["tts", "animation"], "segment": index, "segment_text": text})
+
+
+def publish_sentences(job: JobPayload, sentences: Iterable[str], settings: Settings) -> int:
+    """Publish one TTS subtask per sentence, numbered from 0, and record how many there are.
+
+    Returns the number of segments. Publishes the assembly too in the unlikely case that
+    every segment has landed by the time the count is recorded.
+    """
+    total = 0
+    for index, sentence in enumerate(sentences):
+        publish_stage(segment_payload(job, index, sentence), settings)
+        total = index + 1
+    if ledger_for(settings).close(job.job_id, total):
+        publish_assembly(job, settings)
+    return total
+
+
+def publish_assembly(job: JobPayload, settings: Settings) -> str:
+    """Publish the task that joins a streamed job's segments into its MP4."""
+    final = job.model_copy(update={"plan": [ASSEMBLE.stage], "segment": None, "segment_text": None})
+    return _publish(ASSEMBLE.task, final, STAGES[ASSEMBLE.stage].queue, ASSEMBLE.verb, settings)
+
+
+def _publish(name: str, payload: JobPayload, queue: str, verb: str, settings: Settings) -> str:
+    result = app.send_task(
+        name,
+        args=[payload.model_dump(mode="json")],
+        task_id=task_id(payload.job_id, verb, payload.segment),
+        queue=settings.queue_name(queue),
+        exchange=settings.queue_name("talkfarm.stages"),
+        routing_key=queue,
+        retry=True,
+        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
+    )
+    return str(result.id)

@@ -1,0 +1,65 @@
+"""``talkfarm-worker STAGE``: run a Celery worker that consumes one stage's queue.
+
+Checks that the model files of each of the stage's backends exist before forking
+(a missing model names the command that prepares it), imports the stage's task
+module (``pipeline.stages``), then starts Celery with the stage's queue, pool
+and concurrency. Models load after the fork, in ``worker_process_init``
+(``pipeline.runtime.warm_up``), or in the worker process itself for the
+``solo`` and ``threads`` pools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from contracts.errors import StageError
+from contracts.settings import get_settings
+from pipeline.stages import STAGE_NAMES, STAGES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="talkfarm-worker", description=__doc__)
+    parser.add_argument("stage", choices=STAGE_NAMES)
+    parser.add_argument("--concurrency", type=int, help="processes (default: the stage's setting)")
+    parser.add_argument("--pool", choices=("prefork", "solo", "threads"),
+                        help="prefork isolates crashes; solo or threads for one GPU per process "
+                             "(default: the stage's `pool` setting)")
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    spec = STAGES[args.stage]
+    os.environ["TALKFARM_WORKER_STAGES"] = spec.name
+    registry = spec.registry()
+    try:
+        for name in settings.stage(spec.name).backend_names():
+            registry.create(name, settings).check()
+    except StageError as e:
+        print(f"talkfarm-worker: {e.message}", file=sys.stderr)
+        return 2
+
+    from celery.signals import worker_init
+
+    from pipeline.app import app
+    from pipeline.runtime import warm_up
+
+    importlib.import_module(spec.tasks_module)  # registers the stage's tasks with the app
+    pool = args.pool or settings.stage(spec.name).pool
+    if pool != "prefork":
+        # No child processes: load in the worker process itself.
+        worker_init.connect(warm_up, weak=False)
+    concurrency = args.concurrency or settings.stage(spec.name).concurrency
+    app.worker_main([
+        # The queue prefix is in the node name too, so two farms on one host (tests) do not clash.
+        "worker", "--queues", settings.queue_name(spec.queue), "--hostname", f"{settings.queue_prefix}{spec.name}@%h",
+        "--pool", pool, "--concurrency", str(concurrency), "--loglevel", args.loglevel,
+        "--task-events", "--without-gossip", "--without-mingle",
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
