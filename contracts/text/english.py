@@ -73,6 +73,7 @@ def say_links(text: str) -> str:
     return _URL.sub(_say_url, text) if "." in text else text
 
 
+# Before a name ("Dr. Smith", "St. Louis"); all but Dr and St also on their own ("Mr. and Mrs. Jones").
 _TITLES = {"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Dr": "Doctor", "St": "Saint", "Mt": "Mount",
            "Prof": "Professor", "Gen": "General", "Capt": "Captain", "Lt": "Lieutenant", "Sgt": "Sergeant",
            "Rev": "Reverend", "Hon": "Honorable", "Gov": "Governor", "Sen": "Senator", "Rep": "Representative",
@@ -92,6 +93,8 @@ def _keep_stop(match: re.Match[str], words: str) -> str:
 ABBREVIATION_RULES: list[Rule] = [
     (re.compile(r"\b(?P<t>" + "|".join(_TITLES) + r")\.(?=\s+[A-Z])|\b(?P<u>" + "|".join(_UNDOTTED_TITLES)
                 + r")(?=\s+[A-Z][a-z])"), lambda m: _TITLES[m.group("t") or m.group("u")]),
+    (re.compile(r"\b(?P<t>" + "|".join(t for t in _TITLES if t not in _SUFFIXES) + r")\.(?=\s)"),
+     lambda m: _TITLES[m.group("t")]),
     (re.compile(r"\b(?P<t>" + "|".join(_SUFFIXES) + r")\."), lambda m: _keep_stop(m, _SUFFIXES[m.group("t")])),
     (re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(k) for k in sorted(_LATIN, key=len, reverse=True))
                 + r")(?![\w])"), lambda m: _keep_stop(m, _LATIN[m.group(0)]) if m.group(0).startswith("etc")

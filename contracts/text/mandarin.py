@@ -124,7 +124,7 @@ def _years_or_range(match: re.Match[str]) -> str:
     return _range(match)
 
 
-_START = r"(?<![\w.,])"
+_START = r"(?<![0-9A-Za-z_.,])"
 RULES: list[Rule] = [
     (re.compile(r"(?<![\d+])(?:\+86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)"), lambda m: _phone(m, False)),
     (re.compile(r"(?<![\d-])(?:0\d{2,3}-\d{7,8}|[48]00-?\d{3}-?\d{4})(?!\d)"), lambda m: _phone(m, False)),
@@ -143,7 +143,7 @@ RULES: list[Rule] = [
     (re.compile(r"(?<![\d/.])(?P<n>\d{1,4})/(?P<d>\d{1,4})(?![\d/])"),
      lambda m: read_number(m.group("d")) + "分之" + read_number(m.group("n"))),
     (re.compile(rf"{_START}(?P<a>{NUM})\s?[-~～–—至]\s?(?P<b>{NUM})(?![\d])"), _years_or_range),
-    (re.compile(r"(?<![\w.])-(?=\.?\d)"), lambda m: "负"),
+    (re.compile(r"(?<![0-9A-Za-z_.])-(?=\.?\d)"), lambda m: "负"),
     (re.compile(rf"(?<![\d.,])2(?=[{_MEASURE_WORDS}])"), lambda m: "两"),
     (re.compile(NUM), lambda m: read_number(m.group(0))),
 ]

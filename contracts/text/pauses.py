@@ -23,7 +23,9 @@ PAUSE_KINDS = {BEAT: "beat", DASH: "dash", ELLIPSIS: "ellipsis", BREAK: "break"}
 _SENTINELS = "".join(PAUSE_SECONDS)
 
 _VULGAR_FRACTION = re.compile("[\u00bc-\u00be\u2150-\u215e]")
-_DROPPED_FIRST = re.compile("[\ue000-\uf8ff\u00a9\u00ae\u2122\u2120\u00ad\ufeff]")
+# Private use (the sentinels' range), marks that are said as nothing, ideographic variation selectors.
+_DROPPED_FIRST = re.compile(
+    "[\ue000-\uf8ff\u00a9\u00ae\u2122\u2120\u00ad\ufeff\U000e0100-\U000e01ef\U000f0000-\U0010ffff]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Emoji, pictographs, arrows, dingbats, box drawing, bullets, and the joiners and selectors between them.
 _EMOJI = re.compile(
@@ -38,7 +40,7 @@ _TERMINALS = "?!."  # by preference, when several end one sentence
 _MARKS = frozenset(".!?,;:\u3002\uff01\uff1f\uff0c\uff1b\uff1a\u3001")
 _WIDE = {",": "\uff0c", ".": "\u3002", "!": "\uff01", "?": "\uff1f", ";": "\uff1b", ":": "\uff1a"}
 _NARROW = {wide: narrow for narrow, wide in _WIDE.items()} | {"\u3001": ","}
-_CLOSING = frozenset(")]\uff09\u300d\u300f\u300b\u3011")
+_CLOSING = frozenset(")\uff09\u300d\u300f\u300b\u3011")
 _OPENING = frozenset("(\uff08\u300c\u300e\u300a\u3010")
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019")
 _KEPT = _MARKS | _CLOSING | _OPENING | _QUOTES | {"-", "\u00b7"}
@@ -82,14 +84,14 @@ def _render_gap(gap: str, before: str, after: str) -> tuple[str, str | None, str
     ``before`` and ``after`` are the neighbouring characters ("" at either end of the text).
     """
     kinds = [c for c in gap if c in _SENTINELS]
-    kept = "".join(c if c in _KEPT else " " for c in gap)
+    kept = "".join(c if c in _KEPT or unicodedata.category(c)[0] == "M" else " " for c in gap)
     wide = _is_cjk(before)
-    if not kinds and not any(c.isspace() for c in kept):
+    if before and after and not kinds and not any(c.isspace() for c in kept) and sum(c in _MARKS for c in kept) < 2:
         return "".join(_WIDE.get(c, c) if wide else _NARROW.get(c, c) for c in kept), None, ""
     pieces = kept.split(" ")
     # After the last word nothing is attached to a next one: all of it floats.
     first, floating = pieces[0], "".join(pieces[1:-1] if after else pieces[1:])
-    openers = "".join(c for c in pieces[-1] if c in _OPENING or c in _QUOTES) if len(pieces) > 1 else ""
+    openers = "".join(c for c in pieces[-1] if c in _OPENING or c in _QUOTES) if len(pieces) > 1 and after else ""
     if not before:
         return "", None, openers
     marks = [_NARROW.get(c, c) for c in first + floating if c in _MARKS]
@@ -101,11 +103,9 @@ def _render_gap(gap: str, before: str, after: str) -> tuple[str, str | None, str
         mark, kind = terminal or ("." if kind in (ELLIPSIS, BREAK) else ""), None
     elif kind == BREAK:
         mark = terminal or "."
-    elif kind is not None:
-        mark = terminal or next((m for m in marks if m in ",;:"), ",")
     else:
-        mark = ""
-    if kind is None and after:
+        mark = terminal or next((m for m in marks if m in ",;:"), "," if kind else "")
+    if kind is None and after and len(marks) < 2:
         mark = first  # punctuation attached to the word before stays as written
     else:
         closers = "".join(c for c in first if c in _CLOSING)
@@ -143,4 +143,7 @@ def assemble(text: str) -> tuple[str, tuple[Pause, ...]]:
         position = match.end()
     word = text[position:]
     out.append(word[0].upper() + word[1:] if capital and word.islower() else word)
-    return "".join(out), tuple(pauses)
+    spoken = "".join(out)
+    if not any(c.isalnum() for c in spoken):
+        return "", ()  # quotes or brackets with nothing inside
+    return spoken, tuple(pauses)

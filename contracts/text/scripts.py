@@ -91,17 +91,24 @@ def languages_in(text: str) -> tuple[str, ...]:
 
 
 def _is_unit_after_number(text: str, start: int, end: int) -> bool:
-    """Whether the Latin run ``text[start:end]`` is a unit written after a number ("5km", "3 kg")."""
-    before = text[max(0, start - 2):start]
-    return text[start:end] in UNITS and bool(before) and (before[-1].isdigit() or before.strip()[-1:].isdigit())
+    """Whether the Latin run ``text[start:end]`` is a unit written after a number ("5km", "3 kg", "20°C")."""
+    before = text[max(0, start - 2):start].rstrip()
+    unit = text[start:end]
+    return (unit in UNITS and before[-1:].isdigit()) or (unit in ("C", "F") and before[-1:] == "°")
 
 
 def _assign(runs: list[tuple[str | None, int, int]], text: str, default: str) -> list[tuple[str, int, int]]:
     """Give each run without letters to a neighbour (see ``language_spans``)."""
+    units = [(None if language == "en" and _is_unit_after_number(text, start, end) else language, start, end)
+             for language, start, end in runs]
+    runs = []
+    for language, start, end in units:
+        if runs and runs[-1][0] is None and language is None:
+            runs[-1] = (None, runs[-1][1], end)
+        else:
+            runs.append((language, start, end))
     spans: list[tuple[str, int, int]] = []
     for index, (language, start, end) in enumerate(runs):
-        if language == "en" and _is_unit_after_number(text, start, end):
-            language = None
         if language is not None:
             spans.append((language, start, end))
             continue
