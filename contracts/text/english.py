@@ -106,13 +106,13 @@ ABBREVIATION_RULES: list[Rule] = [
 EARLY_SYMBOL_RULES: list[Rule] = [
     (re.compile(r"(?<=\d)\s?[x\u00d7]\s?(?=\d)"), lambda m: " by " if "x" in m.group(0) else " times "),
     (re.compile(r"(?<=\d)\s?\*\s?(?=\d)"), lambda m: " times "),
-    (re.compile(r"\s?\u00f7\s?"), lambda m: " divided by "),
     (re.compile(r"#(?=\d)"), lambda m: "number "),
     (re.compile(r"(?<!\w)[~\u2248]\s?(?=[-$\u20ac\u00a3\u00a5]?\d)"), lambda m: "about "),
-    (re.compile(r"\s?\u00b1\s?"), lambda m: " plus or minus "),
-    (re.compile(r"\s*(?:->|=>|<-)\s*"), lambda m: f" {BEAT} "),
 ]
 LATE_SYMBOL_RULES: list[Rule] = [
+    (re.compile(r"\s*(?:->|=>|<-)\s*"), lambda m: f" {BEAT} "),
+    (re.compile(r"\s?\u00f7\s?"), lambda m: " divided by "),
+    (re.compile(r"\s?\u00b1\s?"), lambda m: " plus or minus "),
     (re.compile(r"\s*&\s*"), lambda m: " and "),
     (re.compile(r"(?<=\w)\+\+"), lambda m: " plus plus "),
     (re.compile(r"\s*\+\s*"), lambda m: " plus "),
@@ -132,14 +132,21 @@ LATE_SYMBOL_RULES: list[Rule] = [
 ]
 
 
+_HAS_DIGIT = re.compile(r"\d")
+_HAS_SYMBOL = re.compile("[-&+=<>!@%\u00b0\u00a7/|\u2260\u2264\u2265\u2261\u00f7\u00b1]")
+
+
 def normalize_english(text: str) -> str:
     """English ``text`` (one language span, links already said) with everything written out as words."""
-    text = apply_rules(DATE_RULES, text)
+    has_digit = bool(_HAS_DIGIT.search(text))  # most sentences have none: skip the rules that need one
+    if has_digit:
+        text = apply_rules(DATE_RULES, text)
     text = apply_rules(ABBREVIATION_RULES, text)
-    text = apply_rules(EARLY_SYMBOL_RULES, text)
-    text = apply_rules(NUMBER_RULES, text)
+    if has_digit:
+        text = apply_rules(EARLY_SYMBOL_RULES, text)
+        text = apply_rules(NUMBER_RULES, text)
     text = mark_dashes(text)
-    return apply_rules(LATE_SYMBOL_RULES, text)
+    return apply_rules(LATE_SYMBOL_RULES, text) if _HAS_SYMBOL.search(text) else text
 
 
 __all__ = ["DASH", "normalize_english", "say_links"]

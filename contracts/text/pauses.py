@@ -43,6 +43,7 @@ _NARROW = {wide: narrow for narrow, wide in _WIDE.items()} | {"\u3001": ","}
 _CLOSING = frozenset(")\uff09\u300d\u300f\u300b\u3011")
 _OPENING = frozenset("(\uff08\u300c\u300e\u300a\u3010")
 _QUOTES = frozenset("\"'\u201c\u201d\u2018\u2019")
+_PLAIN_GAPS = frozenset({" ", ", ", ". ", "; ", ": ", "! ", "? ", "'", "-"})
 _KEPT = _MARKS | _CLOSING | _OPENING | _QUOTES | {"-", "\u00b7"}
 
 
@@ -132,7 +133,13 @@ def assemble(text: str) -> tuple[str, tuple[Pause, ...]]:
         length += len(word)
         before = text[match.start() - 1] if match.start() else ""
         after = text[match.end()] if match.end() < len(text) else ""
-        mark, kind, tail = _render_gap(match.group(0), before, after)
+        gap = match.group(0)
+        if before and after and gap in _PLAIN_GAPS and not _is_cjk(before):
+            out.append(gap)  # the common case, as written: one space, or ", " and the like
+            length += len(gap)
+            position = match.end()
+            continue
+        mark, kind, tail = _render_gap(gap, before, after)
         out.append(mark)
         length += len(mark)
         if kind is not None:

@@ -74,6 +74,8 @@ def languages_in(text: str) -> tuple[str, ...]:
     syllabic script: Han, kana, Hangul), so a stray "α" in an English sentence
     does not; when nothing reaches that, every language with a letter counts.
     """
+    if text.isascii():
+        return ("en",) if any(c.isalpha() for c in text) else ()
     letters: Counter[str] = Counter()
     words: set[str] = set()
     runs = _letter_runs(text)
@@ -144,6 +146,8 @@ def language_spans(text: str, default: str = "en", merge_below: int = 0) -> list
     """
     if not text:
         return []
+    if default == "en" and text.isascii():  # the common case: all English
+        return [Span("en" if any(c.isalpha() for c in text) else default, text, 0, len(text))]
     runs = _letter_runs(text)
     has_kana = any(language == "ja" for language, _, _ in runs)
     if has_kana:
