@@ -100,6 +100,7 @@ ABBREVIATION_RULES: list[Rule] = [
                 + r")(?![\w])"), lambda m: _keep_stop(m, _LATIN[m.group(0)]) if m.group(0).startswith("etc")
      else _LATIN[m.group(0)]),
     (re.compile(r"\b[Nn]o\.\s?(?=\d)"), lambda m: "number "),
+    (re.compile(r"\bFigs?\.\s?(?=\d)"), lambda m: "figure "),
     (re.compile(r"\b(?:[A-Z]\.){2,}"),
      lambda m: " ".join(m.group(0).replace(".", "")) + ("." if not m.string[m.end():].strip() else "")),
 ]

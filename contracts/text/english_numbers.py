@@ -146,7 +146,9 @@ def _degrees(match: re.Match[str]) -> str:
 
 def _unit(match: re.Match[str]) -> str:
     unit = UNITS[match.group("unit")]
-    single = _is_one(match.group("a")) and not match.group("b")
+    # "a 5 km run" is a five-kilometer run: after "a" or "an" the unit is an adjective.
+    adjective = re.search(r"\b[Aa]n?\s+$", match.string[max(0, match.start() - 4):match.start()]) is not None
+    single = adjective or (_is_one(match.group("a")) and not match.group("b"))
     return f"{_range(match)} {unit.one if single else unit.many}"
 
 

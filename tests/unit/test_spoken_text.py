@@ -91,6 +91,8 @@ CASES = [
     # Units and temperatures
     ('5 km', "en", 'Five kilometers'),
     ('1 km', "en", 'One kilometer'),
+    ('a 5 km run', "en", 'A five kilometer run'),
+    ('see Fig. 2', "en", 'See figure two'),
     ('20°C', "en", 'Twenty degrees Celsius'),
     ('72 °F', "en", 'Seventy-two degrees Fahrenheit'),
     ('-5°C', "en", 'Minus five degrees Celsius'),
