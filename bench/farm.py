@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 
 from contracts.audio import wav_bytes
-from contracts.payload import STAGES
 from contracts.settings import Settings
+from pipeline.stages import STAGE_NAMES as STAGES
 from pipeline.stages import prepare_models
 from tests.conftest import DATA, FARM_LIMITS
 from tests.farm import farm_fixture

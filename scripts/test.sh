@@ -23,7 +23,7 @@ say "flake8, isort"
 say "import layers (lint-imports, contracts in setup.cfg)"
 "$VENV/bin/lint-imports"
 say "mypy"
-"$VENV/bin/python" -m mypy contracts pipeline cache workers coordinator
+"$VENV/bin/python" -m mypy contracts pipeline cache workers coordinator bench
 say "pytest"
 status=0
 "$VENV/bin/python" -m pytest -ra "$@" || status=$?
