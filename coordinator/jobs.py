@@ -65,7 +65,7 @@ class Submitted:
 
 def stage_digests(catalog: StageCatalog, plan: Sequence[str]) -> dict[str, str] | None:
     """The offer digest of each stage of ``plan``; None while a stage has published no offer."""
-    offers = catalog.offers()
+    offers = catalog.offers(require=plan)
     if any(stage not in offers for stage in plan):
         return None
     return {stage: offers[stage].digest for stage in plan}

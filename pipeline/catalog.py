@@ -1,11 +1,13 @@
 """The stage offers of the running farm, in the results Redis (``contracts.catalog.StageOffer``).
 
-A worker publishes its stage's offer when its backends are loaded, and again at
-most every ``REFRESH_SECONDS`` after a task, so an offer lost with a Redis
-restart comes back. Offers never expire: a stage scaled to zero keeps its last
-offer, so a cached video is still served without waking it. The coordinator reads
-them (at most once every ``max_age`` seconds) for the cache keys, the voices and
-the languages a job may ask for.
+``talkfarm-worker`` publishes its stage's offer before it starts consuming (the
+offer needs the settings and the backends' classes, no model), each worker
+process again when its backends are loaded, and again at most every
+``REFRESH_SECONDS`` after a task, so an offer lost with a Redis restart comes
+back. Offers never expire: a stage scaled to zero keeps its last offer, so a
+cached video is still served without waking it. The coordinator reads them (at
+most once every ``max_age`` seconds, unless a stage it needs is missing) for the
+cache keys, the voices and the languages a job may ask for.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Iterable
 
 import redis
 from pydantic import ValidationError
@@ -41,10 +44,14 @@ class StageCatalog:
     def publish(self, offer: StageOffer) -> None:
         self._redis.hset(self._key, offer.stage, offer.model_dump_json())
 
-    def offers(self) -> dict[str, StageOffer]:
-        """The published offers by stage; the last ones read when Redis does not answer."""
+    def offers(self, require: Iterable[str] = ()) -> dict[str, StageOffer]:
+        """The published offers by stage; the last ones read when Redis does not answer.
+
+        A read younger than ``max_age`` is reused unless it lacks a stage of ``require``.
+        """
         with self._lock:
-            if time.monotonic() - self._read_at <= self._max_age:
+            fresh = time.monotonic() - self._read_at <= self._max_age
+            if fresh and all(stage in self._offers for stage in require):
                 return dict(self._offers)
             try:
                 raw = self._redis.hgetall(self._key)

@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     from celery.signals import worker_init
 
     from pipeline.app import app
-    from pipeline.runtime import warm_up
+    from pipeline.runtime import offers, warm_up
+
+    # Before the queue has a consumer, so that the coordinator keys the first job's cache entry too.
+    offers().publish(spec.offer(settings))
 
     importlib.import_module(spec.tasks_module)  # registers the stage's tasks with the app
     pool = args.pool or settings.stage(spec.name).pool

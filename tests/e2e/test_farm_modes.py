@@ -166,3 +166,11 @@ def test_repeat_is_served_from_the_cache_without_a_task(farm: Farm, portrait_byt
     b = fetch_video(farm, again["job_id"], tmp_path / "b.mp4").read_bytes()
     assert a == b
     assert elapsed < 5.0
+
+
+def test_a_repeated_streamed_chat_is_served_from_the_cache(farm: Farm, portrait_bytes):
+    form = {"mode": "chat", "text": "What colour is the sky on a clear day?"}
+    first = farm.wait_job(submit(farm, portrait_bytes, **form)["job_id"])
+    assert first["status"] == "succeeded" and first["stream"]
+    again = submit(farm, portrait_bytes, **form)
+    assert again["cached"] and again["status"] == "succeeded"

@@ -54,3 +54,33 @@ def test_an_offer_names_every_backend_with_its_version() -> None:
     assert offer.backends == {"landmark": "2"} and offer.shaping == {"fps": 25, "max_side": 1920}
     assert STAGES["animation"].offer(settings.model_copy(update={"animation": settings.animation.model_copy(
         update={"fps": 30})})).digest != offer.digest
+
+
+class CountingRedis:
+    """The two calls StageCatalog makes, over a dict, counting reads."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, dict[bytes, bytes]] = {}
+        self.reads = 0
+
+    def hset(self, key: str, field: str, value: str) -> None:
+        self.hashes.setdefault(key, {})[field.encode()] = value.encode()
+
+    def hgetall(self, key: str) -> dict[bytes, bytes]:
+        self.reads += 1
+        return dict(self.hashes.get(key, {}))
+
+
+def test_the_catalog_reads_again_when_a_required_stage_is_missing() -> None:
+    from contracts.catalog import StageOffer
+    from pipeline.catalog import StageCatalog
+
+    client = CountingRedis()
+    catalog = StageCatalog(client, max_age=60)  # type: ignore[arg-type]
+    assert catalog.offers(require=["tts"]) == {}
+    catalog.publish(StageOffer(stage="tts", digest="d", backends={"piper": "2"}))
+    assert "tts" not in catalog.offers()  # a fresh read is reused...
+    assert catalog.offers(require=["tts"])["tts"].digest == "d"  # ...but not when it lacks a required stage
+    reads = client.reads
+    catalog.offers(require=["tts"])
+    assert client.reads == reads  # complete and fresh: reused
