@@ -93,6 +93,13 @@ class Cache:
             return False
         return True
 
+    def contains(self, key: str) -> bool:
+        """Whether an entry is there (without reading it or counting); False when the cache is down."""
+        try:
+            return bool(self._cache.exists(self._prefix + key))
+        except redis.RedisError:
+            return False
+
     def get_media(self, key: str, count: bool = True) -> CachedMedia | None:
         """Media bytes and their metadata, or None on a miss (a cache that is down is a miss)."""
         try:

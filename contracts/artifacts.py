@@ -5,6 +5,10 @@ Writes go to a unique temporary file in the same folder and are renamed into
 place, so two jobs writing the same content never see a half-written file and
 two jobs writing different content never touch each other's files. Stored files
 are never modified, which is what makes stage outputs idempotent.
+
+Beside the content folders live ``tmp/`` (tasks' private scratch folders) and
+``prepared/`` (the animation stage's prepared portraits); the coordinator's
+retention task prunes all three (``stored``, ``leftovers``, ``prepared_dir``).
 """
 
 from __future__ import annotations
@@ -16,13 +20,25 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 _KEY = re.compile(r"^[0-9a-f]{64}\.[a-z0-9]{1,8}$")
 _CHUNK = 1 << 20
 
 
 _Filler = Callable[[BinaryIO], object]
+
+
+SCRATCH = "tmp"
+PREPARED = "prepared"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    path: Path
+    size: int
+    mtime: float
 
 
 class ArtifactNotFound(KeyError):
@@ -61,8 +77,13 @@ class ArtifactStore:
         with self.open(key) as f:
             return f.read()
 
+    @staticmethod
+    def key_of(data: bytes, ext: str) -> str:
+        """The key ``data`` is (or would be) stored under."""
+        return f"{hashlib.sha256(data).hexdigest()}.{ext}"
+
     def put_bytes(self, data: bytes, ext: str) -> Artifact:
-        key = f"{hashlib.sha256(data).hexdigest()}.{ext}"
+        key = self.key_of(data, ext)
         target = self.path(key)
         if not target.exists():
             self._write(target, lambda f: f.write(data))
@@ -87,9 +108,47 @@ class ArtifactStore:
 
     def scratch_dir(self) -> tempfile.TemporaryDirectory[str]:
         """A private folder for a task's intermediate files, removed when done."""
-        tmp = self.root / "tmp"
+        tmp = self.root / SCRATCH
         tmp.mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryDirectory(dir=tmp)
+
+    @property
+    def prepared_dir(self) -> Path:
+        """Where the animation stage keeps prepared portraits (a cache: any file may go)."""
+        return self.root / PREPARED
+
+    def stored(self) -> Iterator[StoredFile]:
+        """Every stored artifact file."""
+        for first in self._content_folders():
+            for second in first.iterdir():
+                for path in second.iterdir():
+                    if is_key(path.name):
+                        stat = path.stat()
+                        yield StoredFile(path.name, path, stat.st_size, stat.st_mtime)
+
+    def leftovers(self) -> Iterator[tuple[Path, float]]:
+        """What killed writers leave: ``.partial-*`` files and scratch folders, with their modification times."""
+        for first in self._content_folders():
+            for path in first.glob("*/.partial-*"):
+                yield path, path.stat().st_mtime
+        scratch = self.root / SCRATCH
+        if scratch.is_dir():
+            for path in scratch.iterdir():
+                yield path, path.stat().st_mtime
+
+    def remove(self, key: str) -> bool:
+        """Delete a stored artifact; False when it was not there."""
+        try:
+            self.path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _content_folders(self) -> Iterator[Path]:
+        if self.root.is_dir():
+            for path in self.root.iterdir():
+                if len(path.name) == 2 and path.is_dir():
+                    yield path
 
     def _write(self, target: Path, fill: _Filler) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)

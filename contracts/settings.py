@@ -51,6 +51,12 @@ class BrokerSettings(BaseModel):
     events_exchange: str = "talkfarm.events"
     events_queue: str = "talkfarm.coordinator.events"
     connect_timeout: float = 5.0
+    # Stage queues are classic queues with priorities 0..max_priority (``x-max-priority``) and a
+    # dead-letter exchange; a task delivered more than max_deliveries times (it keeps killing its
+    # worker) is dead-lettered to ``<stage>.dead`` and its job fails with ``stage_crashed``.
+    max_priority: int = 9
+    max_deliveries: int = 3
+    dead_letter_exchange: str = "talkfarm.dead"
 
 
 class RedisSettings(BaseModel):
@@ -193,6 +199,35 @@ class AnimationSettings(StageLimits):
     wav2lip: Wav2LipSettings = Wav2LipSettings()
 
 
+class ReliabilitySettings(BaseModel):
+    """Deadlines, the coordinator's sweeper and the hand-on retries (see ``coordinator.maintenance``)."""
+
+    # A job's deadline: its plan's hard time limits added up (a streamed reply's segments once more),
+    # plus this slack for queueing; 0 or less: no deadline.
+    deadline_slack_seconds: float = 300.0
+    # How often the sweeper looks for overdue and unpublished jobs, and how long a job may stay
+    # unpublished after it was accepted before the sweeper publishes it.
+    sweep_interval_seconds: float = 10.0
+    publish_grace_seconds: float = 30.0
+    # How long a stage keeps retrying what follows its work (events, publishes, the ledger) before
+    # the job fails (``handoff_failed``) or the task goes back to its queue.
+    handoff_seconds: float = 60.0
+
+
+class RetentionSettings(BaseModel):
+    """What the coordinator's retention task removes, and when (0 keeps for ever)."""
+
+    interval_seconds: float = 3600.0
+    # Finished jobs, their events and stage runs; a job whose video is still in the video cache stays.
+    job_days: float = 30.0
+    # Artifact files that no remaining job or avatar names, once they are this old.
+    orphan_hours: float = 24.0
+    # Leftovers of killed writers: ``.partial-*`` files and scratch folders older than this.
+    scratch_hours: float = 6.0
+    # The prepared-portrait cache (artifacts/prepared): the least recently used files go past this size.
+    prepared_max_bytes: int = 2 * 1024**3
+
+
 class LimitSettings(BaseModel):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_text_chars: int = 1000
@@ -224,6 +259,8 @@ class Settings(BaseSettings):
     tts: TTSSettings = TTSSettings()
     animation: AnimationSettings = AnimationSettings()
     limits: LimitSettings = LimitSettings()
+    reliability: ReliabilitySettings = ReliabilitySettings()
+    retention: RetentionSettings = RetentionSettings()
     video_cache_ttl_seconds: int = 7 * 24 * 3600
     # Sentence streaming: chat and speak replies are rendered sentence by sentence as segments
     # (SSE events, an HLS playlist) and joined into the final MP4; a request's `stream` field overrides.

@@ -4,6 +4,8 @@
     talkfarm-admin models prepare      prepare the embedded models (offline)
     talkfarm-admin models check        say which stage's models are missing
     talkfarm-admin farm                run the coordinator, the four workers and Flower
+    talkfarm-admin queues recreate     declare the stage queues again (``coordinator.queue_admin``)
+    talkfarm-admin dlq list|replay|purge   the dead-letter queues
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 
 from contracts.errors import StageError
 from contracts.settings import get_settings
+from coordinator import queue_admin
 from pipeline.stages import STAGE_NAMES, STAGES, prepare_models
 
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     farm.add_argument("--flower-port", type=int, default=5555)
     farm.add_argument("--no-flower", action="store_true")
     farm.set_defaults(func=_farm)
+
+    queue_admin.add_parsers(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,11 +1,25 @@
-"""API errors: every 4xx/5xx answer is ``{"code": ..., "message": ...}``."""
+"""API errors: every 4xx/5xx answer is ``{"code": ..., "message": ...}``, never a plain-text 500.
+
+Outages of what the coordinator depends on answer 503 with what is down
+(``store_unavailable``, ``broker_unavailable``, ``results_unavailable``), so a
+client knows a retry may work; anything else unexpected is a 500
+``internal_error`` whose details go to the log, not to the client.
+"""
 
 from __future__ import annotations
 
+import logging
+
+import amqp.exceptions
+import kombu.exceptions
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -19,6 +33,12 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
+_OUTAGES: tuple[tuple[tuple[type[BaseException], ...], str, str], ...] = (
+    ((SQLAlchemyError,), "store_unavailable", "the job store is unavailable; try again"),
+    ((kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError), "broker_unavailable",
+     "the message broker is unavailable; try again"),
+    ((redis.RedisError,), "results_unavailable", "the results store is unavailable; try again"),
+)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -40,3 +60,12 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and "multipart" in str(exc.detail).lower():
             code = "bad_multipart"
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        for kinds, code, message in _OUTAGES:
+            if isinstance(exc, kinds):
+                log.warning("%s %s: %s (%s)", request.method, request.url.path, code, type(exc).__name__)
+                return JSONResponse(error_body(code, message), status_code=503, headers={"Retry-After": "5"})
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body("internal_error", "the server failed to answer this request"), status_code=500)

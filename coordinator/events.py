@@ -2,7 +2,11 @@
 
 A background thread consumes the durable events queue, persists each event in
 the job store (acknowledging only after the write) and wakes the SSE streams of
-that job on the event loop.
+that job on the event loop. The store keeps each event once (by its ID), so an
+event redelivered after a crash between the write and the acknowledgement is not
+stored twice. While the store is down, events go back to the broker and the
+consumer waits, longer each time; the thread is supervised: whatever stops it,
+it starts again, and ``/readyz`` reports it (``healthy``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,14 @@ class EventConsumer(ConsumerMixin):
         self._store = store
         self._watchers = watchers
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._store_failures = 0
+        self.last_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """The thread runs, and the last event it handled reached the store."""
+        return self._thread is not None and self._thread.is_alive() and self._store_failures == 0
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
         return [Consumer(queues=[self._queue], callbacks=[self._on_message], accept=["json"],
@@ -75,33 +87,45 @@ class EventConsumer(ConsumerMixin):
             message.ack()
             return
         try:
-            known = self._store.apply_event(event)
-        except Exception:  # the store is down: keep the event in the broker and try again
-            log.exception("could not persist an event of job %s; requeueing", event.job_id)
-            self.should_stop_wait(1.0)
+            fresh = self._store.apply_event(event)
+            if fresh and event.kind == "segment" and event.data.get("segment") == 0:
+                self._observe_first_segment(event)
+        except Exception as e:  # the store is down: keep the event in the broker and try again
+            self._store_failures += 1
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.warning("could not persist an event of job %s (%s); requeueing", event.job_id, self.last_error)
+            self._stopped.wait(min(5.0, 0.25 * 2 ** min(self._store_failures, 5)))
             message.requeue()
             return
+        self._store_failures = 0
         message.ack()
-        if known and event.kind == "segment" and event.data.get("segment") == 0:
-            self._observe_first_segment(event)
-        if known:
+        if fresh:
             self._watchers.poke(event.job_id)
         else:
-            log.debug("event for a job this store does not know: %s", event.job_id)
+            log.debug("an event of job %s is stored already, or the job is unknown here", event.job_id)
 
     def _observe_first_segment(self, event: JobEvent) -> None:
         found = self._store.get_job(event.job_id)
         if found is not None:
             observe_first_segment(found[0], datetime.fromtimestamp(event.at, timezone.utc))
 
-    def should_stop_wait(self, seconds: float) -> None:
-        threading.Event().wait(seconds)
+    def _supervise(self) -> None:
+        backoff = 0.5
+        while not self.should_stop:
+            try:
+                self.run()
+            except Exception as e:
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("the event consumer stopped; starting it again")
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="event-consumer", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name="event-consumer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self.should_stop = True
+        self._stopped.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -1,11 +1,17 @@
 """Splitting a request into stage subtasks: the one place where jobs are admitted and published.
 
-``JobService.submit`` runs after the request passed admission checks: it stores
-the inputs, answers from the video cache when it can (publishing nothing),
-otherwise writes the job row and publishes the first stage. A streamed ``speak``
-job is cut into sentences here and each sentence's TTS subtask is published
-(``pipeline.dispatch.publish_sentences``). ``JobService.cancel`` stops a job's
-remaining subtasks. Blocking; the API calls these through ``asyncio.to_thread``.
+``JobService.submit`` runs after the request passed admission checks. In order:
+it answers from the video cache when it can (publishing nothing); checks that the
+broker and the job store answer (503 ``broker_unavailable`` / ``store_unavailable``
+before anything is written); stores the inputs; writes the job row with its
+deadline and what to publish; publishes the first stage (a streamed ``speak`` job
+is cut into sentences here, one TTS subtask each:
+``pipeline.dispatch.publish_sentences``); and marks the row published. A job whose
+publication fails is removed again and the client gets a 503: it was never
+accepted. A coordinator that stops between the row and the publication leaves the
+row unpublished, and the sweeper (``coordinator.maintenance``) publishes it.
+``JobService.cancel`` stops a job's remaining subtasks. Blocking; the API calls
+these through ``asyncio.to_thread``.
 
 A request's cache key covers its inputs and the offers of the stages of its
 plan (``pipeline.catalog``: backends, versions, output-shaping settings, as the
@@ -18,8 +24,11 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
+
+import redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from cache.keys import request_key
 from cache.store import Cache
@@ -35,6 +44,7 @@ from pipeline.broker import Backlog
 from pipeline.cancel import CancelFlags
 from pipeline.catalog import StageCatalog
 from pipeline.dispatch import publish_sentences, publish_stage
+from pipeline.stages import job_deadline_seconds
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +100,13 @@ class JobService:
         plan = plan_for(req.mode, req.audio is not None)
         stream = req.mode != "lipsync" and (self.settings.stream_replies if req.stream is None else req.stream)
 
-        inputs: list[ArtifactRow] = []
         if req.portrait is not None:
-            portrait = self.artifacts.put_bytes(req.portrait, req.portrait_ext)
-            portrait_key = portrait.key
-            inputs.append(ArtifactRow(key=portrait.key, kind="portrait", size=portrait.size))
+            portrait_key = self.artifacts.key_of(req.portrait, req.portrait_ext)
         elif persona.portrait_key is not None:
             portrait_key = persona.portrait_key  # a saved avatar: stored already
         else:
             raise ApiError(422, "portrait_required", "a `portrait` image file or an `avatar` ID is required")
-        audio_key = None
-        if req.audio is not None:
-            audio = self.artifacts.put_bytes(req.audio, req.audio_ext)
-            audio_key = audio.key
-            inputs.append(ArtifactRow(key=audio.key, kind="audio", size=audio.size))
+        audio_key = self.artifacts.key_of(req.audio, req.audio_ext) if req.audio is not None else None
 
         history = self.store.history(session_id, self.settings.llm.history_turns) if req.mode == "chat" else []
         digests = stage_digests(self.catalog, plan)
@@ -118,28 +121,57 @@ class JobService:
 
         hit = self.cache.get_media(key) if key is not None else None
         if hit is not None:
-            return self._from_cache(job, inputs, hit.data, hit.meta)
+            return self._from_cache(job, self._store_inputs(req), hit.data, hit.meta)
 
-        if self.backlog.depth(plan[0]) >= self.settings.broker.admission_backlog:
-            raise ApiError(503, "backlog_full", f"the {plan[0]} queue is full; try again later")
-        self.store.create_job(job, plan, inputs)
+        self._check_backlog(plan[0])
+        self._check_store()
+        inputs = self._store_inputs(req)
         payload = JobPayload(job_id=job_id, session_id=session_id, mode=req.mode, plan=plan,
                              portrait_key=portrait_key, audio_key=audio_key, text=req.text,
                              language=req.language, voice=voice, cache_key=key, stage_digests=digests or {},
                              face_index=req.face_index, history=[Turn(**t) for t in history],  # type: ignore[arg-type]
                              stream=stream, system_prompt=persona.system_prompt)
+        sentences = None
+        if stream and req.mode == "speak":
+            sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
+        deadline = job_deadline_seconds(self.settings, plan, stream)
+        job.created_at = datetime.now(timezone.utc)
+        job.deadline_at = job.created_at + timedelta(seconds=deadline) if deadline else None
+        job.dispatch = {"payload": payload.model_dump(mode="json"), "sentences": sentences}
+        self.store.create_job(job, plan, inputs)
         try:
-            if stream and req.mode == "speak":
-                sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
-                publish_sentences(payload, sentences, self.settings)
-            else:
-                publish_stage(payload, self.settings)
+            publish_job(payload, sentences, self.settings)
         except Exception as e:
             log.exception("could not publish job %s", job_id)
-            self.store.mark_failed(job_id, "broker_unavailable", "the job could not be queued")
-            raise ApiError(503, "broker_unavailable", "the message broker is unavailable") from e
+            self.store.forget_job(job_id)  # never accepted: the client is told to try again
+            raise ApiError(503, "broker_unavailable", "the message broker is unavailable; try again") from e
+        self.store.mark_published(job_id)
         self.store.add_event(job_id, plan[0], "queued", {"stream": stream})
         return Submitted(job_id, session_id, "queued", cached=False)
+
+    def _store_inputs(self, req: JobRequest) -> list[ArtifactRow]:
+        inputs: list[ArtifactRow] = []
+        for data, ext, kind in ((req.portrait, req.portrait_ext, "portrait"), (req.audio, req.audio_ext, "audio")):
+            if data is not None:
+                stored = self.artifacts.put_bytes(data, ext)
+                inputs.append(ArtifactRow(key=stored.key, kind=kind, size=stored.size))
+        return inputs
+
+    def _check_backlog(self, stage: str) -> None:
+        """503 when the broker does not answer or the first stage's queue is over the admission backlog."""
+        try:
+            depth = self.backlog.depth(stage)
+        except Exception as e:
+            log.warning("the broker does not answer: %s", e)
+            raise ApiError(503, "broker_unavailable", "the message broker is unavailable; try again") from e
+        if depth >= self.settings.broker.admission_backlog:
+            raise ApiError(503, "backlog_full", f"the {stage} queue is full; try again later")
+
+    def _check_store(self) -> None:
+        try:
+            self.store.ping()
+        except SQLAlchemyError as e:
+            raise ApiError(503, "store_unavailable", "the job store is unavailable; try again") from e
 
     def cancel(self, job_id: str) -> str:
         """Stop the job's remaining subtasks; returns the job's status after the call.
@@ -152,7 +184,11 @@ class JobService:
             raise ApiError(404, "job_not_found", f"no job {job_id}")
         if found[0].status in TERMINAL:
             raise ApiError(409, "job_finished", f"job {job_id} has already ended ({found[0].status})")
-        self.flags.cancel(job_id)
+        try:
+            self.flags.cancel(job_id)
+        except redis.RedisError as e:
+            raise ApiError(503, "results_unavailable",
+                           "the job cannot be cancelled now (its flags are unreachable); try again") from e
         if not self.store.mark_cancelled(job_id):
             status = (self.store.get_job(job_id) or found)[0].status
             raise ApiError(409, "job_finished", f"job {job_id} has already ended ({status})")
@@ -168,3 +204,11 @@ class JobService:
         self.store.create_job(job, [], inputs + [ArtifactRow(key=stored.key, kind="video", size=stored.size)])
         self.store.add_event(job.id, "cache", "completed", {"video_key": stored.key, "cached": True})
         return Submitted(job.id, job.session_id, "succeeded", cached=True)
+
+
+def publish_job(payload: JobPayload, sentences: list[str] | None, settings: Settings) -> None:
+    """Publish a job's first subtasks: each sentence's TTS subtask of a streamed ``speak`` job, else its first stage."""
+    if sentences is not None:
+        publish_sentences(payload, sentences, settings)
+    else:
+        publish_stage(payload, settings)

@@ -1,4 +1,11 @@
-"""What one coordinator process holds: settings, the stores, the cache, the stage catalog, the event consumer."""
+"""What one coordinator process holds: settings, the stores, the cache, the stage catalog, the event consumer
+and the maintenance thread (sweeper and retention); and its readiness.
+
+Readiness: the database (at the current schema), the broker, the results Redis
+and the event consumer must be up, else 503 ``not_ready``; the cache Redis is
+optional (jobs succeed without it, only slower), so without it the answer is 200
+``degraded``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from contracts.artifacts import ArtifactStore
 from contracts.settings import Settings
 from coordinator.events import EventConsumer, JobWatchers
 from coordinator.jobs import JobService
+from coordinator.maintenance import Maintenance
 from coordinator.store import migrate
 from coordinator.store.repo import JobStore, make_engine
 from pipeline import broker
@@ -29,6 +37,7 @@ class AppState:
     jobs: JobService
     watchers: JobWatchers
     consumer: EventConsumer | None = field(default=None)
+    maintenance: Maintenance | None = field(default=None)
 
     @classmethod
     def start(cls, settings: Settings, loop: asyncio.AbstractEventLoop) -> AppState:
@@ -43,12 +52,27 @@ class AppState:
         state = cls(settings, store, artifacts, cache, catalog, jobs, watchers)
         state.consumer = EventConsumer(settings, store, watchers)
         state.consumer.start()
+        state.maintenance = Maintenance(settings, store, artifacts, cache)
+        state.maintenance.start()
         return state
 
     def stop(self) -> None:
+        if self.maintenance is not None:
+            self.maintenance.stop()
         if self.consumer is not None:
             self.consumer.stop()
         self.store.engine.dispose()
+
+    def readiness(self) -> tuple[str, dict[str, str]]:
+        """``ready``, ``degraded`` (only the cache is down) or ``not_ready``, with every check's result."""
+        checks = self.check_dependencies()
+        consumer = self.consumer
+        checks["event_consumer"] = "ok" if consumer is not None and consumer.healthy else \
+            f"error: {consumer.last_error if consumer is not None else 'not started'}"
+        failing = {name for name, result in checks.items() if result != "ok"}
+        if not failing:
+            return "ready", checks
+        return ("degraded" if failing == {"redis_cache"} else "not_ready"), checks
 
     def check_dependencies(self) -> dict[str, str]:
         checks: dict[str, str] = {}

@@ -1,9 +1,12 @@
 """The Celery application every talkfarm process shares, configured from the stage table.
 
 One durable queue per stage (``asr``, ``llm``, ``tts``, ``animation``) behind a
-direct exchange, routed by task name (``pipeline.stages``). JSON only, late
-acknowledgement, prefetch 1, per-stage soft and hard time limits, results in
-the Redis results instance. Importing this module registers no task and loads
+direct exchange, routed by task name (``pipeline.stages``): classic queues with
+message priorities (``x-max-priority``), a length limit that refuses publishes
+past it, and a dead-letter exchange that takes the messages a worker rejects as
+poison into ``<stage>.dead`` (``dead_letter_queues``; classic queues work the same
+on RabbitMQ 3.10 and 4). JSON only, late acknowledgement, prefetch 1, per-stage
+soft and hard time limits, results in the Redis results instance. Importing this module registers no task and loads
 no model: the coordinator uses the app only to publish (``pipeline.dispatch``);
 ``pipeline.launch`` imports the one stage's task module a worker runs.
 """
@@ -23,12 +26,40 @@ def stages_exchange(settings: Settings) -> Exchange:
 
 def stage_queues(settings: Settings) -> list[Queue]:
     exchange = stages_exchange(settings)
-    arguments = {"x-max-length": settings.broker.queue_max_length, "x-overflow": "reject-publish"}
+    broker = settings.broker
+    arguments = {"x-max-length": broker.queue_max_length, "x-overflow": "reject-publish",
+                 "x-max-priority": broker.max_priority,
+                 "x-dead-letter-exchange": settings.queue_name(broker.dead_letter_exchange)}
     return [
         Queue(settings.queue_name(spec.queue), exchange, routing_key=spec.queue, durable=True,
               queue_arguments=arguments)
         for spec in STAGES.values()
     ]
+
+
+def dead_letter_exchange(settings: Settings) -> Exchange:
+    return Exchange(settings.queue_name(settings.broker.dead_letter_exchange), type="direct", durable=True)
+
+
+def dead_letter_queue_name(settings: Settings, stage: str) -> str:
+    return settings.queue_name(f"{stage}.dead")
+
+
+def dead_letter_queues(settings: Settings) -> list[Queue]:
+    """Where a stage's poison messages wait for an operator (``talkfarm-admin dlq``); dead-lettered with the
+    stage queue's routing key, the stage's name."""
+    exchange = dead_letter_exchange(settings)
+    return [Queue(dead_letter_queue_name(settings, spec.queue), exchange, routing_key=spec.queue, durable=True)
+            for spec in STAGES.values()]
+
+
+def declare_queues(settings: Settings) -> None:
+    """Declare the stage queues and the dead-letter queues (before a worker consumes or dead-letters)."""
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=3, timeout=settings.broker.connect_timeout)
+        channel = conn.default_channel
+        for queue in (*stage_queues(settings), *dead_letter_queues(settings)):
+            queue.bind(channel).declare()
 
 
 def configure(app: Celery, settings: Settings) -> None:

@@ -1,8 +1,9 @@
-"""A job's cancel flag, in the results Redis.
+"""A job's stop flag, in the results Redis: set when the job is cancelled or has failed.
 
-``DELETE /v1/jobs/{id}`` sets it before it answers; every stage task checks it
-before it starts work, and the LLM task between sentences, so once the cancel is
-acknowledged no further subtask of the job starts. Flags expire after a day: the
+``DELETE /v1/jobs/{id}`` sets it before it answers; so do a stage that fails the
+job and the sweeper that times it out. Every stage task checks it before it
+starts work, and the LLM task between sentences, so once the cancel is
+acknowledged (or the job has failed) no further subtask of the job starts. Flags expire after a day: the
 job store keeps the lasting record.
 """
 
@@ -34,6 +35,10 @@ class CancelFlags:
 
     def cancel(self, job_id: str) -> None:
         self._redis.set(self._key(job_id), "1", ex=self._ttl)
+
+    def clear(self, job_id: str) -> None:
+        """Let the job's subtasks run again (``talkfarm-admin dlq replay``)."""
+        self._redis.delete(self._key(job_id))
 
     def cancelled(self, job_id: str) -> bool:
         return bool(self._redis.exists(self._key(job_id)))

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from amqp.exceptions import MessageNacked
+
 from contracts.payload import JobPayload
 from contracts.settings import Settings
 from pipeline.app import app
 from pipeline.ledger import ledger_for
 from pipeline.stages import ASSEMBLE, STAGES
+
+
+class QueueFull(Exception):
+    """The stage queue refused the message: it holds ``broker.queue_max_length`` already."""
 
 
 def task_id(job_id: str, verb: str, segment: int | None = None) -> str:
@@ -44,8 +50,10 @@ def publish_sentences(job: JobPayload, sentences: Iterable[str], settings: Setti
     for index, sentence in enumerate(sentences):
         publish_stage(segment_payload(job, index, sentence), settings)
         total = index + 1
-    if ledger_for(settings).close(job.job_id, total):
+    ledger = ledger_for(settings)
+    if ledger.close(job.job_id, total, owner=task_id(job.job_id, "speak")):
         publish_assembly(job, settings)
+        ledger.mark_assembled(job.job_id)
     return total
 
 
@@ -56,14 +64,17 @@ def publish_assembly(job: JobPayload, settings: Settings) -> str:
 
 
 def _publish(name: str, payload: JobPayload, queue: str, verb: str, settings: Settings) -> str:
-    result = app.send_task(
-        name,
-        args=[payload.model_dump(mode="json")],
-        task_id=task_id(payload.job_id, verb, payload.segment),
-        queue=settings.queue_name(queue),
-        exchange=settings.queue_name("talkfarm.stages"),
-        routing_key=queue,
-        retry=True,
-        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
-    )
+    try:
+        result = app.send_task(
+            name,
+            args=[payload.model_dump(mode="json")],
+            task_id=task_id(payload.job_id, verb, payload.segment),
+            queue=settings.queue_name(queue),
+            exchange=settings.queue_name("talkfarm.stages"),
+            routing_key=queue,
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
+        )
+    except MessageNacked as e:  # publisher confirms: the queue is at its length limit (reject-publish)
+        raise QueueFull(f"the {queue} queue is full") from e
     return str(result.id)

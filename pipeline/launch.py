@@ -41,16 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"talkfarm-worker: {e.message}", file=sys.stderr)
         return 2
 
+    from amqp.exceptions import PreconditionFailed
     from celery.signals import worker_init
 
-    from pipeline.app import app
+    from pipeline.app import app, declare_queues
     from pipeline.runtime import offers, warm_up
 
+    try:
+        declare_queues(settings)  # the dead-letter queues too, before any message is dead-lettered
+    except PreconditionFailed as e:
+        print(f"talkfarm-worker: the broker holds the stage queues with other arguments ({e.reply_text}); "
+              "run `talkfarm-admin queues recreate` (it refuses while they hold messages)", file=sys.stderr)
+        return 2
     # Before the queue has a consumer, so that the coordinator keys the first job's cache entry too.
     offers().publish(spec.offer(settings))
 
     importlib.import_module(spec.tasks_module)  # registers the stage's tasks with the app
     pool = args.pool or settings.stage(spec.name).pool
+    os.environ["TALKFARM_WORKER_POOL"] = pool  # the runner's watchdog keeps time limits in threads and solo
     if pool != "prefork":
         # No child processes: load in the worker process itself.
         worker_init.connect(warm_up, weak=False)

@@ -9,6 +9,10 @@ with the parent; ``pipeline.launch`` connects it to ``worker_init`` for the
 ``TALKFARM_WORKER_STAGES`` and publishes the stages' offers
 (``pipeline.catalog``). ``loaded`` returns the same loaded instance to every
 task of that process, typed by the registry it comes from.
+
+A task killed at its hard time limit in a prefork pool ends without reaching the
+runner again; Celery then signals ``task_failure`` in the worker's main process,
+where ``report_hard_time_limit`` fails the job with ``stage_timeout``.
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ import logging
 import os
 import threading
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from celery.signals import worker_process_init
+from billiard.exceptions import TimeLimitExceeded
+from celery.signals import task_failure, worker_process_init
+from pydantic import ValidationError
 
 from contracts.catalog import StageOffer
+from contracts.events import JobEvent
+from contracts.payload import JobPayload
 from contracts.settings import get_settings
 from pipeline.catalog import OfferPublisher, StageCatalog
+from pipeline.events import publish_event
 from pipeline.registry import ModelLifecycle, Registry
-from pipeline.stages import STAGES
+from pipeline.stages import STAGES, StageSpec, spec_of_task
 
 log = logging.getLogger(__name__)
 B = TypeVar("B", bound=ModelLifecycle)
@@ -78,3 +87,25 @@ def warm_up(**_: object) -> None:
             log.info("loading the %s backend %s", stage, name)
             loaded(registry, name)
         offers().publish(spec.offer(settings))
+
+
+@task_failure.connect
+def report_hard_time_limit(sender: Any = None, task_id: str | None = None, exception: BaseException | None = None,
+                           args: Any = None, **_: Any) -> None:
+    """Fail the job of a task that Celery killed at its hard time limit (no event would say so)."""
+    if not isinstance(exception, TimeLimitExceeded) or not args:
+        return
+    try:
+        payload = JobPayload.model_validate(args[0])
+        spec = spec_of_task(str(getattr(sender, "name", "")))
+    except (ValidationError, KeyError):
+        return
+    stage = spec.name if isinstance(spec, StageSpec) else spec.verb
+    data: dict[str, Any] = {"code": "stage_timeout", "message": f"{stage} ran past its hard time limit"}
+    if payload.segment is not None:
+        data["segment"] = payload.segment
+    try:
+        publish_event(JobEvent(job_id=payload.job_id, session_id=payload.session_id, stage=stage, kind="failed",
+                               data=data, event_id=f"{task_id}:hard-limit:failed"), get_settings())
+    except Exception:  # the deadline sweeper fails the job later
+        log.exception("could not report the hard time limit of job %s", payload.job_id)

@@ -131,3 +131,16 @@ def prepare_models(settings: Settings, stages: Iterable[str] = STAGE_NAMES,
         prepared[stage] = STAGES[stage].prepare(settings, force=force)
         log.info("%s models ready in %.1f s", stage, time.perf_counter() - start)
     return prepared
+
+
+def job_deadline_seconds(settings: Settings, plan: Iterable[str], stream: bool) -> float | None:
+    """How long a job of ``plan`` may take before the sweeper fails it with ``timed_out``: its stages' hard
+    limits added up (a streamed reply's segments and assembly once more), plus ``deadline_slack_seconds``."""
+    slack = settings.reliability.deadline_slack_seconds
+    if slack <= 0:
+        return None
+    stages = list(plan)
+    seconds = sum(settings.stage(stage).hard_seconds for stage in stages)
+    if stream:
+        seconds += settings.tts.hard_seconds + 2 * settings.animation.hard_seconds
+    return seconds + slack

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start RabbitMQ (with the management plugin), the Redis results instance and the
-# Redis video-cache instance (LRU) when they are not already running.
+# Start RabbitMQ (with the management plugin), the Redis results instance (with an
+# append-only file: it holds the segment ledgers and the stop flags) and the Redis
+# cache instance (LRU, nothing on disk) when they are not already running.
 # Sourced by scripts/run.sh and scripts/test.sh.
 set -euo pipefail
 
@@ -24,15 +25,22 @@ start_redis() {  # port, extra redis-server arguments...
   local port="$1"; shift
   if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
     say "starting Redis on port $port $*"
+    local dir="${TALKFARM_REDIS_DIR:-/var/tmp/talkfarm-redis}/$port"
+    mkdir -p "$dir"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-      --dir /tmp --logfile "/tmp/talkfarm-redis-$port.log" "$@"
+      --dir "$dir" --logfile "$dir/redis.log" "$@"
     for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
 }
 
 start_services() {
   start_rabbitmq
-  start_redis 6379
+  start_redis 6379 --appendonly yes --appendfsync everysec
+  # An instance that was already running keeps the ledgers on disk from now on too.
+  if [ "$(redis-cli -p 6379 config get appendonly | tail -n1)" != "yes" ]; then
+    say "turning on the append-only file of the results Redis (port 6379)"
+    redis-cli -p 6379 config set appendonly yes >/dev/null
+  fi
   # Eviction is instance-wide, so the video cache gets an instance of its own.
   start_redis "$REDIS_CACHE_PORT" --maxmemory "$REDIS_CACHE_MAXMEMORY" --maxmemory-policy allkeys-lru
 }

@@ -31,9 +31,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The broker, Redis and the database answer")
+@router.get("/readyz", summary="The broker, the results Redis, the database and the event consumer answer",
+            description="200 `ready`; 200 `degraded` when only the cache Redis is down (jobs still succeed); "
+                        "503 `not_ready` otherwise, with each check's result.")
 async def readyz(request: Request) -> JSONResponse:
-    checks = await asyncio.to_thread(state_of(request).check_dependencies)
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    status, checks = await asyncio.to_thread(state_of(request).readiness)
+    return JSONResponse({"status": status, "checks": checks}, status_code=503 if status == "not_ready" else 200)

@@ -38,7 +38,31 @@ def _v3_personas_and_avatars(engine: Engine) -> None:
             conn.execute(text("ALTER TABLE sessions ADD COLUMN avatar_id VARCHAR(36)"))
 
 
-MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_language_probability, _v3_personas_and_avatars]
+def _v4_reliability(engine: Engine) -> None:
+    """jobs.deadline_at, published_at and dispatch (the sweeper's), job_events.event_id (unique: deduplication)."""
+    columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    json_type = "JSONB" if engine.dialect.name == "postgresql" else "JSON"
+    with engine.begin() as conn:
+        for name, kind in (("deadline_at", "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql"
+                            else "DATETIME"),
+                           ("published_at", "TIMESTAMP WITH TIME ZONE" if engine.dialect.name == "postgresql"
+                            else "DATETIME"),
+                           ("dispatch", json_type)):
+            if name not in columns:
+                conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {name} {kind}"))
+        # Jobs accepted before this version were published when they were accepted.
+        conn.execute(text("UPDATE jobs SET published_at = created_at WHERE published_at IS NULL"))
+        indexes = {i["name"] for i in inspect(engine).get_indexes("jobs")}
+        if "ix_jobs_deadline_at" not in indexes:
+            conn.execute(text("CREATE INDEX ix_jobs_deadline_at ON jobs (deadline_at)"))
+    if "event_id" not in {c["name"] for c in inspect(engine).get_columns("job_events")}:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE job_events ADD COLUMN event_id VARCHAR(160)"))
+            conn.execute(text("CREATE UNIQUE INDEX uq_job_events_event_id ON job_events (event_id)"))
+
+
+MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_language_probability, _v3_personas_and_avatars,
+                                              _v4_reliability]
 CURRENT_VERSION = len(MIGRATIONS)
 
 

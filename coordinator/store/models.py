@@ -66,6 +66,11 @@ class JobRow(Base):
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Reliability (migration 4): when the job must have ended, when its first subtasks were published,
+    # and what to publish (the first stage's payload, or a streamed speak job's sentences) if they were not.
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatch: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class StageRunRow(Base):
@@ -95,6 +100,8 @@ class ArtifactRow(Base):
 class EventRow(Base):
     __tablename__ = "job_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The worker's event ID: a redelivered or re-sent event is stored once (migration 4).
+    event_id: Mapped[str | None] = mapped_column(String(160), unique=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     stage: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))

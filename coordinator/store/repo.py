@@ -1,16 +1,24 @@
-"""Reading and writing the job store. Synchronous: the API calls it through ``asyncio.to_thread``."""
+"""Reading and writing the job store. Synchronous: the API calls it through ``asyncio.to_thread``.
+
+Writes that concurrent requests or redelivered events may repeat are idempotent on
+SQLite and PostgreSQL alike: an artifact row that exists already is kept
+(``INSERT … ON CONFLICT DO NOTHING``), and an event whose ``event_id`` is stored
+already is dropped, job state untouched.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow, StageRunRow
-from pipeline.events import JobEvent
+from contracts.events import JobEvent
+from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow, StageRunRow, utcnow
 
 log = logging.getLogger(__name__)
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -31,10 +39,28 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _insert_ignoring_duplicates(s: Session, model: Any, values: dict[str, Any], key: str) -> bool:
+    """INSERT a row unless one with the same unique ``key`` exists; True when this call inserted it."""
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    result: CursorResult[Any] = s.execute(statement)  # type: ignore[assignment]
+    return bool(result.rowcount)
+
+
+def _add_artifact(s: Session, artifact: ArtifactRow) -> None:
+    _insert_ignoring_duplicates(s, ArtifactRow, {"key": artifact.key, "kind": artifact.kind, "size": artifact.size,
+                                                 "created_at": artifact.created_at or utcnow()}, "key")
+
+
 class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def ping(self) -> None:
+        """Raise when the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     # --- sessions -------------------------------------------------------------
     def get_session(self, session_id: str) -> SessionRow | None:
@@ -58,9 +84,7 @@ class JobStore:
     # --- avatars --------------------------------------------------------------
     def create_avatar(self, avatar: AvatarRow, portrait: ArtifactRow) -> AvatarRow:
         with self._sessions() as s, s.begin():
-            if s.get(ArtifactRow, portrait.key) is None:
-                s.add(portrait)
-                s.flush()
+            _add_artifact(s, portrait)
             s.add(avatar)
         return avatar
 
@@ -86,16 +110,39 @@ class JobStore:
     # --- jobs -----------------------------------------------------------------
     def create_job(self, job: JobRow, plan: Sequence[str], artifacts: Sequence[ArtifactRow]) -> None:
         with self._sessions() as s, s.begin():
-            if s.get(SessionRow, job.session_id) is None:
-                s.add(SessionRow(id=job.session_id))
-                s.flush()
+            _insert_ignoring_duplicates(s, SessionRow, {"id": job.session_id, "created_at": utcnow()}, "id")
             for artifact in artifacts:
-                if s.get(ArtifactRow, artifact.key) is None:
-                    s.add(artifact)
+                _add_artifact(s, artifact)
             s.add(job)
             s.flush()
             for position, stage in enumerate(plan):
                 s.add(StageRunRow(job_id=job.id, stage=stage, position=position))
+
+    def mark_published(self, job_id: str) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.published_at.is_(None))
+                      .values(published_at=utcnow()))
+
+    def forget_job(self, job_id: str) -> None:
+        """Remove a job that was never accepted (its publication failed and the client got a 503)."""
+        with self._sessions() as s, s.begin():
+            s.execute(delete(EventRow).where(EventRow.job_id == job_id))
+            s.execute(delete(StageRunRow).where(StageRunRow.job_id == job_id))
+            s.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    def unpublished(self, older_than: datetime, limit: int = 100) -> list[JobRow]:
+        """Queued jobs whose first subtasks were never published (the coordinator stopped in between)."""
+        with self._sessions() as s:
+            return list(s.scalars(select(JobRow).where(
+                JobRow.status == "queued", JobRow.published_at.is_(None), JobRow.created_at < older_than,
+            ).order_by(JobRow.created_at).limit(limit)))
+
+    def overdue(self, now: datetime, limit: int = 100) -> list[JobRow]:
+        """Jobs past their deadline that have not ended."""
+        with self._sessions() as s:
+            return list(s.scalars(select(JobRow).where(
+                JobRow.status.in_(("queued", "running")), JobRow.deadline_at.is_not(None), JobRow.deadline_at < now,
+            ).order_by(JobRow.deadline_at).limit(limit)))
 
     def get_job(self, job_id: str) -> tuple[JobRow, list[StageRunRow]] | None:
         with self._sessions() as s:
@@ -107,12 +154,31 @@ class JobStore:
             ))
             return job, stages
 
-    def mark_failed(self, job_id: str, code: str, message: str) -> None:
+    def mark_failed(self, job_id: str, code: str, message: str) -> bool:
+        """End a job that has not ended with ``code``, with a ``failed`` event; False when it had ended."""
         with self._sessions() as s, s.begin():
             job = s.get(JobRow, job_id)
-            if job is not None and job.status not in TERMINAL:
-                job.status, job.error_code, job.error_message = "failed", code, message
-                job.finished_at = datetime.now(timezone.utc)
+            if job is None or job.status in TERMINAL:
+                return False
+            now = utcnow()
+            job.status, job.error_code, job.error_message, job.finished_at = "failed", code, message, now
+            unfinished = select(StageRunRow).where(StageRunRow.job_id == job_id,
+                                                   StageRunRow.status.in_(("pending", "running", "retrying")))
+            for run in s.scalars(unfinished):
+                run.status = "skipped" if run.status == "pending" else "failed"
+            s.add(EventRow(job_id=job_id, stage="job", kind="failed", at=now, data={"code": code, "message": message}))
+            return True
+
+    def reopen(self, job_id: str, deadline_seconds: float = 3600.0) -> bool:
+        """Put a failed job back to ``running`` with a new deadline (its dead-lettered task is replayed)."""
+        with self._sessions() as s, s.begin():
+            job = s.get(JobRow, job_id)
+            if job is None or job.status != "failed":
+                return False
+            job.status, job.error_code, job.error_message, job.finished_at = "running", None, None, None
+            job.deadline_at = utcnow() + timedelta(seconds=deadline_seconds)
+            s.add(EventRow(job_id=job_id, stage="job", kind="queued", at=utcnow(), data={"replayed": True}))
+            return True
 
     def mark_cancelled(self, job_id: str) -> bool:
         """Cancel a job that has not ended; False when it had already ended."""
@@ -146,6 +212,35 @@ class JobStore:
         with self._sessions() as s, s.begin():
             s.add(EventRow(job_id=job_id, stage=stage, kind=kind, data=data))
 
+    # --- retention ---------------------------------------------------------------
+    def finished_before(self, before: datetime, limit: int = 500) -> list[tuple[str, str | None]]:
+        """(id, cache key) of jobs that ended before ``before``, oldest first."""
+        with self._sessions() as s:
+            rows = s.execute(select(JobRow.id, JobRow.cache_key).where(
+                JobRow.status.in_(TERMINAL), JobRow.finished_at < before).order_by(JobRow.finished_at).limit(limit))
+            return [(row[0], row[1]) for row in rows]
+
+    def delete_jobs(self, job_ids: Sequence[str]) -> None:
+        """Remove jobs with their stage runs and events."""
+        with self._sessions() as s, s.begin():
+            s.execute(delete(EventRow).where(EventRow.job_id.in_(job_ids)))
+            s.execute(delete(StageRunRow).where(StageRunRow.job_id.in_(job_ids)))
+            s.execute(delete(JobRow).where(JobRow.id.in_(job_ids)))
+
+    def referenced_keys(self) -> set[str]:
+        """Artifact keys that the remaining jobs and the avatars name."""
+        keys: set[str] = set()
+        with self._sessions() as s:
+            for row in s.execute(select(JobRow.portrait_key, JobRow.audio_key, JobRow.speech_key, JobRow.video_key)):
+                keys.update(k for k in row if k)
+            keys.update(s.scalars(select(AvatarRow.portrait_key)))
+        return keys
+
+    def delete_artifact_rows(self, keys: Sequence[str]) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(delete(ArtifactRow).where(ArtifactRow.key.in_(keys),
+                                                ArtifactRow.key.not_in(select(AvatarRow.portrait_key))))
+
     def counts(self) -> dict[str, int]:
         """Row counts per table (used by operators and by tests that check nothing changed)."""
         with self._sessions() as s:
@@ -156,16 +251,19 @@ class JobStore:
 
     # --- events from the workers ----------------------------------------------
     def apply_event(self, ev: JobEvent) -> bool:
-        """Persist one worker event; False when the job is unknown to this store."""
+        """Persist one worker event; False when the job is unknown to this store or the event is stored already."""
         at = datetime.fromtimestamp(ev.at, timezone.utc)
         with self._sessions() as s, s.begin():
-            job = s.get(JobRow, ev.job_id)
+            job = s.get(JobRow, ev.job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
             if job is None:
+                return False
+            fresh = _insert_ignoring_duplicates(s, EventRow, {
+                "event_id": ev.event_id, "job_id": ev.job_id, "stage": ev.stage, "kind": ev.kind, "at": at,
+                "data": {**ev.data, "seconds": ev.seconds}}, "event_id")
+            if not fresh:
                 return False
             run = s.scalar(select(StageRunRow).where(StageRunRow.job_id == ev.job_id,
                                                      StageRunRow.stage == ev.stage))
-            s.add(EventRow(job_id=ev.job_id, stage=ev.stage, kind=ev.kind, at=at,
-                           data={**ev.data, "seconds": ev.seconds}))
             if run is not None:
                 _apply_to_stage(run, ev, at)
             _apply_to_job(s, job, ev, at)

@@ -1,4 +1,5 @@
-"""run_stage: events, hand-on, failure codes and retries, with fake work, a fake ledger and a recorded broker."""
+"""run_stage: events, hand-on, failure codes, retries, poison messages and outages around the work, with fake
+work, a fake ledger and a recorded broker."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
 
 import pipeline.runner as stage_module
 from contracts.catalog import StageOffer
@@ -26,8 +29,8 @@ class Retry(Exception):
 
 
 class FakeTask:
-    def __init__(self, retries: int = 0) -> None:
-        self.request = SimpleNamespace(retries=retries)
+    def __init__(self, retries: int = 0, task_id: str = "j1.tts") -> None:
+        self.request = SimpleNamespace(retries=retries, id=task_id)
         self.retried_with: dict[str, Any] = {}
 
     def retry(self, **kwargs: Any) -> Exception:
@@ -49,13 +52,28 @@ class FakeLedger:
             return True
         return False
 
-    def land(self, job_id: str, segment: Segment) -> bool:
+    def land(self, job_id: str, segment: Segment, owner: str) -> bool:
         self.landed.add(segment.index)
         return self._claim()
 
-    def close(self, job_id: str, total: int) -> bool:
+    def close(self, job_id: str, total: int, owner: str) -> bool:
         self.total = total
         return self._claim()
+
+    def mark_assembled(self, job_id: str) -> None:
+        self.assembled = True
+
+
+class FakeDeliveries:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], int] = {}
+
+    def count(self, task_id: str, attempt: int) -> int:
+        self.counts[(task_id, attempt)] = self.counts.get((task_id, attempt), 0) + 1
+        return self.counts[(task_id, attempt)]
+
+    def uncount(self, task_id: str, attempt: int) -> None:
+        self.counts[(task_id, attempt)] -= 1
 
 
 class Recorded(SimpleNamespace):
@@ -65,17 +83,36 @@ class Recorded(SimpleNamespace):
     cancelled: set[str]
     ledger: FakeLedger
     offers: dict[str, StageOffer]
+    deliveries: FakeDeliveries
+    outages: dict[str, int]  # what → how many calls fail before one succeeds
+
+
+def _flaky(rec: Recorded, what: str, action: Any) -> Any:
+    def call(*args: Any) -> Any:
+        if rec.outages.get(what, 0) > 0:
+            rec.outages[what] -= 1
+            raise OperationalError(f"{what}: connection refused")
+        return action(*args)
+    return call
 
 
 @pytest.fixture
 def recorded(monkeypatch) -> Recorded:
-    rec = Recorded(events=[], published=[], assembled=[], cancelled=set(), ledger=FakeLedger(), offers={})
-    monkeypatch.setattr(stage_module, "publish_event", lambda event, settings: rec.events.append(event))
-    monkeypatch.setattr(stage_module, "publish_stage", lambda payload, settings: rec.published.append(payload))
+    rec = Recorded(events=[], published=[], assembled=[], cancelled=set(), ledger=FakeLedger(), offers={},
+                   deliveries=FakeDeliveries(), outages={})
+    monkeypatch.setattr(stage_module, "publish_event", _flaky(rec, "event", lambda e, s: rec.events.append(e)))
+    monkeypatch.setattr(stage_module, "publish_stage", _flaky(rec, "publish", lambda p, s: rec.published.append(p)))
     monkeypatch.setattr(stage_module, "publish_assembly", lambda payload, settings: rec.assembled.append(payload))
     monkeypatch.setattr(stage_module, "ledger_for", lambda settings: rec.ledger)
-    flags = SimpleNamespace(cancelled_or_unknown=lambda job_id: job_id in rec.cancelled)
+    monkeypatch.setattr(stage_module.DeliveryCounter, "from_settings",
+                        classmethod(lambda cls, settings: rec.deliveries))
+    flags = SimpleNamespace(cancelled_or_unknown=lambda job_id: job_id in rec.cancelled,
+                            cancel=lambda job_id: rec.cancelled.add(job_id))
     monkeypatch.setattr(stage_module.CancelFlags, "from_settings", classmethod(lambda cls, settings: flags))
+    # Outages in these tests last a call or two: a short hand-on budget keeps them quick.
+    settings = stage_module.get_settings().model_copy(deep=True)
+    settings.reliability.handoff_seconds = 2.0
+    monkeypatch.setattr(stage_module, "get_settings", lambda: settings)
     monkeypatch.setattr(stage_module.runtime, "own_offer", lambda stage: rec.offers.get(stage))
     monkeypatch.setattr(stage_module.runtime, "offers", lambda: SimpleNamespace(refresh=lambda: None))
     return rec
@@ -111,6 +148,7 @@ def test_permanent_error_fails_the_job_without_raising(recorded):
     assert result == {"status": "failed", "code": "no_face"}
     assert recorded.events[-1].kind == "failed" and recorded.events[-1].data["code"] == "no_face"
     assert recorded.published == []
+    assert "j1" in recorded.cancelled  # the job's other subtasks need not run
 
 
 def test_a_bug_fails_the_job_with_internal_error(recorded):
@@ -173,7 +211,7 @@ def test_segment_stages_prefix_their_summary_and_carry_the_index(recorded):
 
 
 def test_a_landed_segment_is_reported_after_finished_and_the_last_one_assembles(recorded):
-    recorded.ledger.close("j1", 2)
+    recorded.ledger.close("j1", 2, "j1.llm")
     for index in (1, 0):
         raw = payload(("animation",), segment=index, segment_text=f"Sentence {index}.")
 
@@ -218,3 +256,55 @@ def test_the_cache_key_is_kept_only_by_a_worker_of_the_same_offer(recorded, own,
     stage_module.run_stage(FakeTask(), "tts", raw, lambda job: seen.append(job.cache_key) or Outcome(payload=job))
     assert seen == (["k" * 64] if kept else [None])
     assert recorded.published[0].cache_key == seen[0]  # and the stages after it see the same
+
+
+def test_event_ids_are_the_same_for_a_redelivered_task(recorded):
+    for _ in range(2):  # the same message delivered twice (its worker died after the work)
+        stage_module.run_stage(FakeTask(task_id="j1.tts"), "tts", payload(), lambda job: Outcome(payload=job))
+    ids = [e.event_id for e in recorded.events]
+    assert ids[:2] == ["j1.tts:0:started", "j1.tts:0:finished"] and ids[2:] == ids[:2]
+
+
+def test_a_message_that_keeps_killing_its_worker_is_dead_lettered(recorded):
+    ran: list[int] = []
+    for _ in range(3):  # three deliveries: each one's worker died during the work (the work never returned)
+        recorded.deliveries.count("j1.tts", 0)
+    with pytest.raises(Reject) as rejected:
+        stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: ran.append(1) or Outcome(payload=job))
+    assert rejected.value.requeue is False and ran == []
+    assert recorded.events[-1].kind == "failed" and recorded.events[-1].data["code"] == "stage_crashed"
+
+
+def test_an_outage_after_the_work_is_ridden_out(recorded):
+    recorded.outages.update(event=1, publish=2)  # the started event and the next stage's publish each fail first
+    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: Outcome(payload=job))
+    assert result["status"] == "ok"
+    assert [e.kind for e in recorded.events] == ["started", "finished"] and len(recorded.published) == 1
+
+
+def test_a_hand_on_that_keeps_failing_fails_the_job_with_a_code(recorded):
+    recorded.outages["publish"] = 10_000
+    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: Outcome(payload=job))
+    assert result == {"status": "failed", "code": "handoff_failed"}
+    assert [e.kind for e in recorded.events] == ["started", "finished", "failed"]
+
+
+def test_a_full_next_queue_fails_the_job_with_queue_full(recorded, monkeypatch):
+    def full(payload, settings):
+        raise stage_module.QueueFull("the animation queue is full")
+
+    monkeypatch.setattr(stage_module, "publish_stage", full)
+    result = stage_module.run_stage(FakeTask(), "tts", payload(), lambda job: Outcome(payload=job))
+    assert result == {"status": "failed", "code": "queue_full"}
+
+
+def test_when_not_even_the_failure_can_be_said_the_message_goes_back(recorded):
+    def work(job):
+        recorded.outages["event"] = 10_000  # the broker goes away during the work, for good
+        raise PermanentError("bad", code="bad_input")
+
+    with pytest.raises(Reject) as rejected:
+        stage_module.run_stage(FakeTask(), "tts", payload(), work)
+    assert rejected.value.requeue is True and [e.kind for e in recorded.events] == ["started"]
+    # An outage is not a crash: the delivery is not counted against the message.
+    assert recorded.deliveries.counts[("j1.tts", 0)] == 0

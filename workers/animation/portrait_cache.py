@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts.artifacts import is_key
+from contracts.artifacts import ArtifactStore, is_key
 from contracts.settings import Settings
 from workers.animation.faces import FaceBox, FaceChecks, FaceModels
 from workers.animation.portrait import PortraitAnalysis, PreparedPortrait, analyse_portrait, select_face
@@ -132,7 +132,7 @@ class PortraitPreparer:
     def from_settings(cls, settings: Settings, models: FaceModels) -> PortraitPreparer:
         animation = settings.animation
         return cls(models, animation.max_side, FaceChecks(min_face_px=animation.min_face_px),
-                   PortraitCache(settings.artifact_dir / "prepared"), settings.limits.max_image_pixels)
+                   PortraitCache(ArtifactStore(settings.artifact_dir).prepared_dir), settings.limits.max_image_pixels)
 
     def prepare(self, data: bytes, face_index: int = 0, portrait_key: str | None = None) -> PreparedPortrait:
         """The portrait's face ``face_index`` (0 is the largest), ready to animate.

@@ -124,7 +124,7 @@ def assemble_job(job: JobPayload, settings: Settings) -> Outcome:
     ledger = ledger_for(settings)
     segments = ledger.segments(job.job_id)
     total = ledger.total(job.job_id)
-    if not segments or total is None or len(segments) < total:
+    if total is None or [s.index for s in segments] != list(range(total)):
         raise TransientError(f"{len(segments)} of {total} segments have landed", code="segments_missing")
     with store.scratch_dir() as scratch:
         output = Path(scratch) / "final.mp4"
