@@ -19,6 +19,7 @@ from typing import Any
 
 from celery.signals import worker_process_init
 
+from workers import health
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -58,3 +59,4 @@ def warm_up(**_: object) -> None:
         for name in settings.stage(stage).backend_names():
             log.info("loading the %s backend %s", stage, name)
             backend_for(stage, name)
+    health.mark_loaded(worker_stages())
