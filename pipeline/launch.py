@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from celery.signals import worker_init
 
     from pipeline.app import app, declare_queues
+    from pipeline.health import node_name
     from pipeline.runtime import offers, warm_up
 
     try:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     concurrency = args.concurrency or settings.stage(spec.name).concurrency
     app.worker_main([
         # The queue prefix is in the node name too, so two farms on one host (tests) do not clash.
-        "worker", "--queues", settings.queue_name(spec.queue), "--hostname", f"{settings.queue_prefix}{spec.name}@%h",
+        "worker", "--queues", settings.queue_name(spec.queue), "--hostname", node_name(spec.name, settings, "%h"),
         "--pool", pool, "--concurrency", str(concurrency), "--loglevel", args.loglevel,
         "--task-events", "--without-gossip", "--without-mingle",
     ])

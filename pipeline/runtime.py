@@ -33,6 +33,7 @@ from contracts.payload import JobPayload
 from contracts.settings import get_settings
 from pipeline.catalog import OfferPublisher, StageCatalog
 from pipeline.events import publish_event
+from pipeline.markers import mark_loaded
 from pipeline.registry import ModelLifecycle, Registry
 from pipeline.stages import STAGES, StageSpec, spec_of_task
 
@@ -87,6 +88,7 @@ def warm_up(**_: object) -> None:
             log.info("loading the %s backend %s", stage, name)
             loaded(registry, name)
         offers().publish(spec.offer(settings))
+    mark_loaded(worker_stages())  # the container healthcheck (pipeline.health) reads it
 
 
 @task_failure.connect

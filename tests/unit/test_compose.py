@@ -24,20 +24,39 @@ def config(*files: str) -> dict:
 
 def test_compose_file_describes_the_farm():
     services = config("docker-compose.yml")["services"]
-    assert set(services) == {"rabbitmq", "redis-cache", "redis", "postgres", "coordinator", "worker-asr",
+    assert set(services) == {"rabbitmq", "redis-cache", "redis", "postgres", "migrate", "coordinator", "worker-asr",
                              "worker-llm", "worker-tts", "worker-animation", "flower"}
     assert "management" in services["rabbitmq"]["image"]
     assert "allkeys-lru" in services["redis-cache"]["command"]
     for name, service in services.items():
-        assert "healthcheck" in service or name == "flower", name
+        assert "healthcheck" in service or name == "migrate", name  # migrate is a one-shot job
     for stage in ("asr", "llm", "tts", "animation"):
         worker = services[f"worker-{stage}"]
         assert stage in worker["build"]["args"]["EXTRAS"].split(",")
         assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        # Healthy only when the models are loaded and the node consumes its queue (pipeline/health.py).
+        assert worker["healthcheck"]["test"] == ["CMD", "talkfarm-health", stage]
+        assert worker["restart"] == "unless-stopped"
         assert any(str(v).endswith(":/data:rw") or str(v).endswith(":/data") for v in worker["volumes"])
     assert "--broker_api" in " ".join(services["flower"]["command"])
+    # The schema migration is a one-shot service that the coordinator waits for.
+    assert services["migrate"]["command"] == ["talkfarm-admin", "db", "upgrade"]
+    assert services["coordinator"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "/readyz" in " ".join(services["coordinator"]["healthcheck"]["test"])
     # The TTS worker routes Chinese to the Mandarin backend, so its image carries that extra too.
     assert services["worker-tts"]["build"]["args"]["EXTRAS"] == "tts,zh"
+
+
+def test_only_the_coordinator_is_published_where_the_environment_says(monkeypatch):
+    monkeypatch.setenv("TALKFARM_HTTP_BIND", "0.0.0.0")
+    monkeypatch.setenv("TALKFARM_HTTP_PORT", "18123")
+    services = config("docker-compose.yml")["services"]
+    assert {name for name, service in services.items() if service.get("ports")} == {"coordinator"}
+    [port] = services["coordinator"]["ports"]
+    # docker-compose v1 prints "IP:PUBLISHED:TARGET/tcp"; compose v2 the long syntax.
+    published = (port["host_ip"], str(port["published"]), str(port["target"])) if isinstance(port, dict) \
+        else tuple(port.split("/")[0].split(":"))
+    assert published == ("0.0.0.0", "18123", "8000")
 
 
 def test_gpu_override_reserves_gpus():
@@ -47,3 +66,7 @@ def test_gpu_override_reserves_gpus():
         assert devices[0]["capabilities"] == ["gpu"]
     assert services["worker-asr"]["environment"]["TALKFARM_ASR__DEVICE"] == "cuda"
     assert services["worker-asr"]["environment"]["TALKFARM_BROKER__URL"].startswith("amqp://")
+    # The GPU images take PyPI's CUDA torch, under their own tags; the CPU images stay CPU-only.
+    for stage in ("llm", "animation"):
+        assert services[f"worker-{stage}"]["build"]["args"]["TORCH_LOCAL"] == ""
+        assert services[f"worker-{stage}"]["image"].endswith("-cuda")

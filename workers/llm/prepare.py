@@ -81,6 +81,14 @@ def _convert(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def _make_readable(folder: Path) -> None:
+    """Readable by every user: save_pretrained leaves model.safetensors private (mode 0600), and the
+    worker may run as another user than the one that prepared the model (a container's build runs as root)."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def _verify(out: Path) -> None:
     """Load ``out`` back as a worker would; raise if it is not a usable chat model."""
     torch, transformers = import_llm_libraries()
@@ -127,6 +135,7 @@ def prepare(settings: Settings, force: bool = False) -> list[Path]:
     try:
         start = time.perf_counter()
         _convert(gguf, tmp)
+        _make_readable(tmp)
         converted = time.perf_counter()
         _verify(tmp)
         loaded = time.perf_counter()

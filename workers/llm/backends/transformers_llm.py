@@ -99,6 +99,14 @@ class TransformersLLM(LLMBackend):
                 f"LLM model folder {self.path} is missing or incomplete "
                 f"(needs config.json, *.safetensors, tokenizer files); run `{PREPARE_COMMAND}`"
             )
+        # transformers reports a file it may not read as missing: say what is wrong before it does.
+        unreadable = sorted(p.name for p in self.path.iterdir() if p.is_file() and not os.access(p, os.R_OK))
+        if unreadable:
+            raise PermanentError(
+                f"LLM model files in {self.path} exist but uid {os.getuid()} cannot read them: "
+                f"{', '.join(unreadable)}; make them readable (chmod a+r) or run `{PREPARE_COMMAND} --force`",
+                code="model_unreadable",
+            )
 
     def _device_map(self, torch: Any) -> str | None:
         device = self.settings.llm.device
