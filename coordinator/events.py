@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from contracts.events import JobEvent
 from contracts.settings import Settings
-from coordinator.metrics import observe_first_segment
+from coordinator.metrics import observe_event, observe_first_segment
 from coordinator.store.repo import JobStore
 from pipeline.events import events_queue
 
@@ -82,6 +82,8 @@ class EventConsumer(ConsumerMixin):
             message.requeue()
             return
         message.ack()
+        if known:
+            observe_event(self._store, event)
         if known and event.kind == "segment" and event.data.get("segment") == 0:
             self._observe_first_segment(event)
         if known:

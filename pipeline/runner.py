@@ -74,7 +74,8 @@ def run_stage(task: Task, stage: str, raw: object, work: StageWork, limits: str 
         payload = JobPayload.model_validate(raw)
     except ValidationError as e:
         # A message we cannot even read: nothing to report the failure to.
-        log.error("rejected malformed %s payload: %s", stage, e)
+        log.error("rejected malformed %s payload: %d errors at %s", stage, e.error_count(),
+                  ", ".join(".".join(map(str, err["loc"])) for err in e.errors()))
         return {"status": "rejected", "code": "bad_payload"}
 
     def emit(kind: str, data: dict[str, Any] | None = None, seconds: float | None = None,
@@ -154,6 +155,6 @@ def _checked_cache_key(payload: JobPayload, stage: str) -> JobPayload:
 
 
 def _fail(emit: Callable[..., None], stage: str, error: StageError, seconds: float) -> dict[str, Any]:
-    log.warning("%s stage failed: %s (%s)", stage, error.message, error.code)
+    log.warning("%s stage failed: %s", stage, error.code)  # the message may quote the user's text: not logged
     emit("failed", {"code": error.code, "message": error.message}, seconds)
     return {"status": "failed", "code": error.code}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from functools import lru_cache
 from typing import TypeVar
 
@@ -24,6 +25,8 @@ from celery.signals import worker_process_init
 from contracts.catalog import StageOffer
 from contracts.settings import get_settings
 from pipeline.catalog import OfferPublisher, StageCatalog
+from pipeline.exposition import mark_ready
+from pipeline.metrics import MODEL_LOAD_SECONDS
 from pipeline.registry import ModelLifecycle, Registry
 from pipeline.stages import STAGES
 
@@ -76,5 +79,8 @@ def warm_up(**_: object) -> None:
         registry = spec.registry()
         for name in settings.stage(stage).backend_names():
             log.info("loading the %s backend %s", stage, name)
+            started = time.perf_counter()
             loaded(registry, name)
+            MODEL_LOAD_SECONDS.labels(stage, name).observe(time.perf_counter() - started)
         offers().publish(spec.offer(settings))
+    mark_ready()
