@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import redis
 
+from cache.metrics import count_lookup
+
 if TYPE_CHECKING:
     from contracts.settings import Settings
 
@@ -140,6 +142,7 @@ class Cache:
             return False
 
     def _count(self, field: str) -> None:
+        count_lookup(self.namespace, field == "hits")
         try:
             self._stats.hincrby(self._stats_key, field, 1)
         except redis.RedisError as e:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.artifacts import is_key
+from contracts.telemetry import TRACEPARENT_PATTERN
 
 Stage = Literal["asr", "llm", "tts", "animation"]
 Mode = Literal["chat", "speak", "lipsync"]
@@ -46,6 +47,8 @@ class JobPayload(BaseModel):
     stream: bool = False
     segment: int | None = Field(default=None, ge=0)  # set on a segment's TTS and animation payloads
     segment_text: str | None = None
+    # The job's W3C trace context (contracts.telemetry): every log line of the job names its trace ID.
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN)
 
     # Filled in by the stages.
     transcript: str | None = None

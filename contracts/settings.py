@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.telemetry import LogSettings, MetricsSettings
+
 
 def _default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "talkfarm"
@@ -261,6 +263,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     reliability: ReliabilitySettings = ReliabilitySettings()
     retention: RetentionSettings = RetentionSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
     video_cache_ttl_seconds: int = 7 * 24 * 3600
     # Sentence streaming: chat and speak replies are rendered sentence by sentence as segments
     # (SSE events, an HLS playlist) and joined into the final MP4; a request's `stream` field overrides.

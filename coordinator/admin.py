@@ -56,7 +56,7 @@ def _farm(args: argparse.Namespace) -> int:
     from coordinator.farm import run_farm
 
     return run_farm(get_settings(), host=args.host, port=args.port, flower=not args.no_flower,
-                    flower_port=args.flower_port)
+                    flower_port=args.flower_port, metrics_port=args.metrics_port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     farm.add_argument("--port", type=int, default=8000)
     farm.add_argument("--flower-port", type=int, default=5555)
     farm.add_argument("--no-flower", action="store_true")
+    farm.add_argument("--metrics-port", type=int,
+                      help="first worker's metrics port, the others follow "
+                           "(default: the metrics.port setting; 0: any free ports)")
     farm.set_defaults(func=_farm)
 
     queue_admin.add_parsers(sub)

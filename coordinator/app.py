@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from prometheus_client import make_asgi_app
 
 from contracts.settings import Settings, get_settings
 from coordinator.api import ROUTERS
 from coordinator.bodylimit import BodyLimitMiddleware
 from coordinator.errors import install_handlers
+from coordinator.metrics import install_queue_collector
+from coordinator.metrics import router as metrics_router
+from coordinator.observe import ObserveMiddleware, configure_logging
 from coordinator.state import AppState
 
 _PAGE = Path(__file__).parent / "static" / "index.html"
@@ -42,12 +43,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
+    app.include_router(metrics_router)
+    install_queue_collector(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(ObserveMiddleware)  # outermost: sees every answer, 413 included
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def index() -> HTMLResponse:
         return HTMLResponse(_PAGE.read_text(encoding="utf-8"))
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log)
     return app

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from contracts.events import JobEvent
 from contracts.settings import Settings
-from coordinator.metrics import observe_first_segment
+from coordinator.metrics import observe_event, observe_first_segment
 from coordinator.store.repo import JobStore
 from pipeline.events import events_queue
 
@@ -100,6 +100,8 @@ class EventConsumer(ConsumerMixin):
         self._store_failures = 0
         message.ack()
         if fresh:
+            observe_event(self._store, event)
+            self._watchers.poke(event.job_id)
             self._watchers.poke(event.job_id)
         else:
             log.debug("an event of job %s is stored already, or the job is unknown here", event.job_id)

@@ -33,14 +33,18 @@ class Child:
 
 
 def farm_commands(settings: Settings, host: str, port: int, flower: bool,
-                  flower_port: int) -> dict[str, list[str]]:
+                  flower_port: int, metrics_port: int | None = None) -> dict[str, list[str]]:
+    """The command of each process; worker ``i`` (in stage order) serves its metrics on ``metrics_port + i``
+    (the ``metrics.port`` setting when None; 0: each picks a free port)."""
     py = sys.executable
     commands = {
         "coordinator": [py, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
                         "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"],
     }
-    for stage in STAGE_NAMES:
-        commands[f"worker-{stage}"] = [py, "-m", "pipeline.launch", stage]
+    base = settings.metrics.port if metrics_port is None else metrics_port
+    for index, stage in enumerate(STAGE_NAMES):
+        commands[f"worker-{stage}"] = [py, "-m", "pipeline.launch", stage,
+                                       "--metrics-port", str(base + index if base else 0)]
     if flower:
         commands["flower"] = [py, "-m", "celery", "-A", "pipeline.app", "flower",
                               f"--port={flower_port}", f"--address={host}",
@@ -81,7 +85,8 @@ def _wait_ready(url: str, children: list[Child], timeout: float = 180.0) -> bool
     return False
 
 
-def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port: int) -> int:
+def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port: int,
+             metrics_port: int | None = None) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLOWER_UNAUTHENTICATED_API": "true"}
     children: list[Child] = []
     stopping = threading.Event()
@@ -91,7 +96,7 @@ def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    for name, command in farm_commands(settings, host, port, flower, flower_port).items():
+    for name, command in farm_commands(settings, host, port, flower, flower_port, metrics_port).items():
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         children.append(Child(name, process))
@@ -102,6 +107,10 @@ def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port
     if _wait_ready(f"http://{host}:{port}/readyz", children):
         print(f"\ntalkfarm is up:\n  API and page   http://{host}:{port}/\n"
               f"  OpenAPI docs   http://{host}:{port}/docs\n  metrics        http://{host}:{port}/metrics")
+        base = settings.metrics.port if metrics_port is None else metrics_port
+        if base:
+            print(f"  worker metrics http://{host}:{base}/metrics … :{base + len(STAGE_NAMES) - 1} "
+                  f"({', '.join(STAGE_NAMES)})")
         if flower:
             print(f"  Flower         http://{host}:{flower_port}/")
         print("Press Ctrl-C to stop.\n", flush=True)

@@ -37,6 +37,7 @@ from contracts.payload import JobPayload, Mode, Turn, plan_for
 from contracts.settings import Settings
 from contracts.text.sentences import split_sentences
 from coordinator.errors import ApiError
+from coordinator.observe import current_trace
 from coordinator.personas import resolve_persona
 from coordinator.store.models import ArtifactRow, JobRow
 from coordinator.store.repo import TERMINAL, JobStore
@@ -130,7 +131,8 @@ class JobService:
                              portrait_key=portrait_key, audio_key=audio_key, text=req.text,
                              language=req.language, voice=voice, cache_key=key, stage_digests=digests or {},
                              face_index=req.face_index, history=[Turn(**t) for t in history],  # type: ignore[arg-type]
-                             stream=stream, system_prompt=persona.system_prompt)
+                             stream=stream, system_prompt=persona.system_prompt,
+                             traceparent=trace.traceparent if (trace := current_trace()) else None)
         sentences = None
         if stream and req.mode == "speak":
             sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]

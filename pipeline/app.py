@@ -17,6 +17,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from contracts.settings import Settings, get_settings
+from pipeline import stamps  # noqa: F401  (stamps each task message with its publication time)
 from pipeline.stages import ASSEMBLE, STAGES
 
 

@@ -16,7 +16,9 @@ import os
 import sys
 
 from contracts.errors import StageError
+from contracts.logs import configure_logging
 from contracts.settings import get_settings
+from pipeline.exposition import use_multiprocess_dir
 from pipeline.stages import STAGE_NAMES, STAGES
 
 
@@ -28,11 +30,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="prefork isolates crashes; solo or threads for one GPU per process "
                              "(default: the stage's `pool` setting)")
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--metrics-port", type=int, help="port of /metrics, /healthz, /readyz "
+                                                         "(default: the metrics.port setting; 0: any free port)")
     args = parser.parse_args(argv)
 
     settings = get_settings()
     spec = STAGES[args.stage]
     os.environ["TALKFARM_WORKER_STAGES"] = spec.name
+    metrics = settings.metrics.model_copy(update={"port": args.metrics_port}) if args.metrics_port is not None \
+        else settings.metrics
+    # Before any import of prometheus_client (backends, the Celery app): every pool process writes there.
+    metrics_dir = use_multiprocess_dir(metrics, spec.name) if metrics.enabled else None
+    configure_logging(settings.log, f"worker-{spec.name}")
     registry = spec.registry()
     try:
         for name in settings.stage(spec.name).backend_names():
@@ -42,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from amqp.exceptions import PreconditionFailed
-    from celery.signals import worker_init
+    from celery.signals import setup_logging, worker_init
 
+    from pipeline import observe  # noqa: F401  (log context, task seconds and queue wait of every task)
     from pipeline.app import app, declare_queues
     from pipeline.health import node_name
     from pipeline.runtime import offers, warm_up
@@ -58,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     offers().publish(spec.offer(settings))
 
     importlib.import_module(spec.tasks_module)  # registers the stage's tasks with the app
+    # Celery leaves logging alone when setup_logging has a receiver: ours keeps the configured format.
+    setup_logging.connect(lambda **_: configure_logging(settings.log, f"worker-{spec.name}"), weak=False)
+    if metrics_dir is not None:
+        from pipeline.exposition import serve
+
+        serve(metrics, spec.name, metrics_dir)
     pool = args.pool or settings.stage(spec.name).pool
     os.environ["TALKFARM_WORKER_POOL"] = pool  # the runner's watchdog keeps time limits in threads and solo
     if pool != "prefork":

@@ -103,7 +103,7 @@ class _Run:
 
     def fail(self, error: StageError, seconds: float | None) -> dict[str, Any]:
         """Report the job failed with the error's code and stop its other subtasks; requeue if it cannot be said."""
-        log.warning("%s stage failed: %s (%s)", self.stage, error.message, error.code)
+        log.warning("%s stage failed: %s", self.stage, error.code)  # the message may quote the user's text
         try:
             self.step("the failed event", lambda: self.emit("failed", {"code": error.code, "message": error.message},
                                                             seconds))
@@ -132,7 +132,8 @@ def run_stage(task: Task, stage: str, raw: object, work: StageWork, limits: str 
         payload = JobPayload.model_validate(raw)
     except ValidationError as e:
         # A message we cannot even read: nothing to report the failure to.
-        log.error("rejected malformed %s payload: %s", stage, e)
+        log.error("rejected malformed %s payload: %d errors at %s", stage, e.error_count(),
+                  ", ".join(".".join(map(str, err["loc"])) for err in e.errors()))
         return {"status": "rejected", "code": "bad_payload"}
     run = _Run(task, stage, payload, limits or stage, settings)
 

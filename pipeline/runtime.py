@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -33,7 +34,9 @@ from contracts.payload import JobPayload
 from contracts.settings import get_settings
 from pipeline.catalog import OfferPublisher, StageCatalog
 from pipeline.events import publish_event
+from pipeline.exposition import mark_ready
 from pipeline.markers import mark_loaded
+from pipeline.metrics import MODEL_LOAD_SECONDS
 from pipeline.registry import ModelLifecycle, Registry
 from pipeline.stages import STAGES, StageSpec, spec_of_task
 
@@ -86,9 +89,12 @@ def warm_up(**_: object) -> None:
         registry = spec.registry()
         for name in settings.stage(stage).backend_names():
             log.info("loading the %s backend %s", stage, name)
+            started = time.perf_counter()
             loaded(registry, name)
+            MODEL_LOAD_SECONDS.labels(stage, name).observe(time.perf_counter() - started)
         offers().publish(spec.offer(settings))
     mark_loaded(worker_stages())  # the container healthcheck (pipeline.health) reads it
+    mark_ready()
 
 
 @task_failure.connect

@@ -44,9 +44,13 @@ compose_cli() {
   echo "docker-compose"
 }
 
-base_images() {  # the images the Dockerfile and the compose file start from
+base_images() {  # the images the Dockerfile and the compose file's default services start from
   sed -n 's/^ARG PYTHON_IMAGE=//p' Dockerfile
-  $COMPOSE config | sed -n 's/^ *image: *//p' | grep -v '^talkfarm/' | sort -u
+  # Services of a profile (monitoring: Prometheus, Grafana) are not part of the farm the test runs.
+  $COMPOSE config | "$VENV/bin/python" -c 'import sys, yaml
+services = yaml.safe_load(sys.stdin)["services"].values()
+print("\n".join(sorted({s["image"] for s in services
+                        if "image" in s and not s.get("profiles") and not s["image"].startswith("talkfarm/")})))'
 }
 
 ensure_base_images() {

@@ -10,7 +10,7 @@ source "$ROOT/scripts/bootstrap.sh"
 source "$ROOT/scripts/services.sh"
 
 bootstrap
-apt_packages postgresql docker-compose
+apt_packages postgresql docker-compose prometheus
 start_services
 if ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
   say "starting PostgreSQL"

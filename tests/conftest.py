@@ -20,6 +20,8 @@ FARM_LIMITS = {
     "TALKFARM_LIMITS__MAX_AUDIO_SECONDS": "30",
     # Room for a reply of several sentences (the streaming tests need at least four).
     "TALKFARM_LLM__MAX_NEW_TOKENS": "160",
+    # Structured logs: tests/e2e/test_observability.py reads the farm's lines as JSON.
+    "TALKFARM_LOG__FORMAT": "json",
 }
 
 

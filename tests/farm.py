@@ -34,6 +34,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now (worker metrics ports)."""
+    for _ in range(50):
+        base = free_port()
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"found no {count} consecutive free ports")
+
+
 @dataclass
 class RedisInstance:
     port: int
@@ -67,6 +86,12 @@ class Farm:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int = 0  # the first worker's; the others follow in stage order
+
+    @property
+    def worker_metrics(self) -> dict[str, str]:
+        """Stage → URL of its worker's /metrics."""
+        return {stage: f"http://127.0.0.1:{self.metrics_port + i}/metrics" for i, stage in enumerate(STAGES)}
 
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
@@ -117,11 +142,13 @@ def start_farm(tmp: Path, cache_url: str, extra: dict[str, str] | None = None) -
     admin = [sys.executable, "-m", "coordinator.admin"]
     subprocess.run(admin + ["db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
+    metrics_port = free_ports(len(STAGES))
     log_path = tmp / "farm.log"
     log = log_path.open("wb")
-    process = subprocess.Popen(admin + ["farm", "--no-flower", "--port", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    farm = Farm(f"http://127.0.0.1:{port}", settings_from(env), env, process, log_path)
+    process = subprocess.Popen(admin + ["farm", "--no-flower", "--port", str(port),
+                                        "--metrics-port", str(metrics_port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    farm = Farm(f"http://127.0.0.1:{port}", settings_from(env), env, process, log_path, metrics_port)
     wait_ready(farm)
     return farm
 

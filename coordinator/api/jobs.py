@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
+from contracts.logs import bind
 from coordinator import admission
 from coordinator.context import job_or_404, state_of, urls_of
 from coordinator.errors import ApiError
 from coordinator.jobs import JobRequest
+from coordinator.metrics import observe_cancelled, observe_submitted
 from coordinator.sse import job_event_stream
 from coordinator.streams import is_streamed
 from coordinator.views import job_view, streaming_view
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 def _suffix(upload: UploadFile) -> str:
@@ -78,6 +82,9 @@ async def submit_job(
                              text=clean_text, language=language or None, voice=voice or None, stream=stream,
                              face_index=face_index, avatar_id=avatar)
     submitted = await asyncio.to_thread(state.jobs.submit, job_request)
+    bind(job_id=submitted.job_id, session_id=submitted.session_id)
+    observe_submitted(submitted.job_id, checked_mode, submitted.cached)
+    log.info("%s job accepted (%s)", checked_mode, "answered from the video cache" if submitted.cached else "queued")
     return JSONResponse(status_code=202, content={
         "job_id": submitted.job_id,
         "session_id": submitted.session_id,
@@ -127,5 +134,8 @@ async def job_video(request: Request, job_id: str) -> FileResponse:
                description="Stops the job's remaining subtasks: none starts after this answers. "
                            "A subtask already running finishes, but its result is not used.")
 async def cancel_job(request: Request, job_id: str) -> JSONResponse:
-    status = await asyncio.to_thread(state_of(request).jobs.cancel, job_id)
+    state = state_of(request)
+    job, _ = await job_or_404(state, job_id)
+    status = await asyncio.to_thread(state.jobs.cancel, job_id)
+    observe_cancelled(job_id, job.mode)
     return JSONResponse(status_code=202, content={"job_id": job_id, "status": status})

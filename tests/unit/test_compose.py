@@ -12,10 +12,12 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config(*files: str) -> dict:
+def config(*files: str, profile: str | None = None) -> dict:
     args = ["docker-compose"]
     for f in files:
         args += ["-f", str(ROOT / f)]
+    if profile:
+        args += ["--profile", profile]
     subprocess.run(args + ["config", "-q"], check=True, cwd=ROOT)
     out = subprocess.run(args + ["config"], check=True, cwd=ROOT, capture_output=True, text=True).stdout
     loaded: dict = yaml.safe_load(out)
@@ -23,7 +25,7 @@ def config(*files: str) -> dict:
 
 
 def test_compose_file_describes_the_farm():
-    services = config("docker-compose.yml")["services"]
+    services = {name: s for name, s in config("docker-compose.yml")["services"].items() if not s.get("profiles")}
     assert set(services) == {"rabbitmq", "redis-cache", "redis", "postgres", "migrate", "coordinator", "worker-asr",
                              "worker-llm", "worker-tts", "worker-animation", "flower"}
     assert "management" in services["rabbitmq"]["image"]
@@ -50,8 +52,13 @@ def test_compose_file_describes_the_farm():
 def test_only_the_coordinator_is_published_where_the_environment_says(monkeypatch):
     monkeypatch.setenv("TALKFARM_HTTP_BIND", "0.0.0.0")
     monkeypatch.setenv("TALKFARM_HTTP_PORT", "18123")
-    services = config("docker-compose.yml")["services"]
+    everything = config("docker-compose.yml")["services"]
+    services = {name: s for name, s in everything.items() if not s.get("profiles")}  # what `up` starts
     assert {name for name, service in services.items() if service.get("ports")} == {"coordinator"}
+    # The monitoring profile's Prometheus and Grafana listen on loopback unless told otherwise.
+    for name in ("prometheus", "grafana"):
+        [monitoring_port] = everything[name]["ports"]
+        assert "127.0.0.1" in str(monitoring_port)
     [port] = services["coordinator"]["ports"]
     # docker-compose v1 prints "IP:PUBLISHED:TARGET/tcp"; compose v2 the long syntax.
     published = (port["host_ip"], str(port["published"]), str(port["target"])) if isinstance(port, dict) \
@@ -70,3 +77,20 @@ def test_gpu_override_reserves_gpus():
     for stage in ("llm", "animation"):
         assert services[f"worker-{stage}"]["build"]["args"]["TORCH_LOCAL"] == ""
         assert services[f"worker-{stage}"]["image"].endswith("-cuda")
+
+
+def test_monitoring_profile_starts_prometheus_and_grafana():
+    services = config("docker-compose.yml", profile="monitoring")["services"]
+    monitoring = {name for name, s in services.items() if s.get("profiles")}
+    assert monitoring == {"prometheus", "grafana"}
+    assert all(services[name]["profiles"] == ["monitoring"] for name in monitoring)
+    mounts = {str(v.get("source", v)) + " -> " + str(v.get("target", "")) if isinstance(v, dict) else v
+              for name in monitoring for v in services[name]["volumes"]}
+    for path in ("deploy/prometheus/prometheus.yml", "deploy/prometheus/alerts.yml", "deploy/grafana/provisioning",
+                 "deploy/grafana/dashboards"):
+        assert any(str(ROOT / path) in m for m in mounts), path
+    # Prometheus scrapes the compose services by name, on the ports they serve metrics on.
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {t.split(":")[0] for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert targets == {"coordinator", *(f"worker-{stage}" for stage in ("asr", "llm", "tts", "animation"))}
+    assert targets <= set(services)

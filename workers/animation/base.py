@@ -23,6 +23,7 @@ from contracts.errors import PermanentError, TransientError
 from contracts.settings import Settings
 from contracts.timings import Timing
 from pipeline.calls import backend_call
+from pipeline.metrics import ANIMATION_FPS, ANIMATION_TARGET_FPS
 from pipeline.registry import ModelLifecycle, Registry
 from workers.animation.encoder import EncoderOptions, VideoWriter, as_mono
 
@@ -87,6 +88,8 @@ class AnimationBackend(ModelLifecycle, ABC):
         with backend_call("animation", self.name):
             result = self._render(replace(request, audio=audio))
         elapsed = time.perf_counter() - started
+        ANIMATION_FPS.labels(self.name).observe(result.frames / max(elapsed, 1e-9))
+        ANIMATION_TARGET_FPS.labels(self.name).set(self.settings.animation.fps)
         log.info("%s rendered %d frames at %dx%d in %.2f s (%.1f fps)", self.name, result.frames, result.width,
                  result.height, elapsed, result.frames / max(elapsed, 1e-9))
         return result

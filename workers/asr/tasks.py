@@ -20,6 +20,8 @@ from contracts.errors import PermanentError
 from contracts.payload import JobPayload
 from contracts.settings import get_settings
 from pipeline.app import app
+from pipeline.metrics import ASR_LATENCY
+from pipeline.observe import seconds_since_publication
 from pipeline.runner import Outcome, run_stage
 from pipeline.runtime import loaded
 from pipeline.stages import STAGES
@@ -57,6 +59,9 @@ def _transcribe(job: JobPayload) -> Outcome:
     result, cached = cached_transcription(loaded(registry), result_cache(), job.audio_key,
                                           store.path(job.audio_key), job.language,
                                           settings.limits.max_audio_seconds)
+    waited = seconds_since_publication()
+    if waited is not None:
+        ASR_LATENCY.labels(settings.asr.backend).observe(waited)
     output = job.with_outputs(transcript=result.text, detected_language=result.language)
     return Outcome(payload=output, summary={
         "transcript": result.text,

@@ -8,12 +8,14 @@ call and translate errors, and ``reply()`` is always the joined ``stream()``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator, Sequence
 
 from contracts.payload import Turn
 from contracts.settings import Settings
 from pipeline.calls import backend_call
+from pipeline.metrics import LLM_INFERENCE_SECONDS, LLM_TIME_TO_FIRST_TOKEN
 from pipeline.registry import ModelLifecycle, Registry
 
 
@@ -66,8 +68,17 @@ class LLMBackend(ModelLifecycle):
         iterator early asks the backend to stop generating.
         """
         self.load()
-        with backend_call("llm", self.name):
-            yield from self._stream(messages, options)
+        started = time.perf_counter()
+        first = True
+        try:
+            with backend_call("llm", self.name):
+                for delta in self._stream(messages, options):
+                    if first:
+                        LLM_TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.perf_counter() - started)
+                        first = False
+                    yield delta
+        finally:
+            LLM_INFERENCE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     def reply(self, messages: Sequence[Turn], options: GenerationOptions) -> str:
         """The whole reply: exactly the joined ``stream()``."""

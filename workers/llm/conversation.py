@@ -72,7 +72,7 @@ def finish_reply(raw: str, prompt: Prompt, settings: Settings) -> str:
     reply = clean_reply(raw, max_sentences=settings.llm.max_reply_sentences)
     if not reply:
         # A reply with nothing speakable would give a silent video.
-        log.info("the model's reply %r has nothing speakable; using the fallback reply", raw[:200])
+        log.info("the model's reply (%d characters) has nothing speakable; using the fallback reply", len(raw))
         return settings.llm.fallback_reply
     if prompt.faq_key is not None:
         faq_cache().put(prompt.faq_key, reply)

@@ -11,6 +11,7 @@ So every backend and voice comes out at the same rate and level.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -20,6 +21,7 @@ from contracts.settings import Settings
 from contracts.text.sentences import split_sentences
 from contracts.voices import VoiceInfo
 from pipeline.calls import backend_call
+from pipeline.metrics import TTS_RTF, TTS_SYNTHESIS_SECONDS
 from pipeline.registry import ModelLifecycle, Registry
 from workers.tts.finish import finish_sentence, join
 from workers.tts.phrases import PhraseCache, phrase_key
@@ -58,12 +60,18 @@ class TTSBackend(ModelLifecycle, ABC):
         if not sentences:
             raise PermanentError("there is no text to speak", code="empty_text")
         self.load()
+        started = time.perf_counter()
         with backend_call("tts", self.name):
             parts = [(sentence, self._speak_sentence(sentence, voice, language, cache)) for sentence in sentences]
         if not any(len(speech.samples) for _, speech in parts):
             raise PermanentError(f"nothing speakable in the text {text[:80]!r}", code="empty_text")
         tts = self.settings.tts
-        return join(parts, tts.sample_rate, tts.sentence_pause_seconds)
+        speech = join(parts, tts.sample_rate, tts.sentence_pause_seconds)
+        seconds = time.perf_counter() - started
+        TTS_SYNTHESIS_SECONDS.labels(self.name).observe(seconds)
+        if len(speech.samples):
+            TTS_RTF.labels(self.name).observe(seconds / (len(speech.samples) / speech.sample_rate))
+        return speech
 
     def _speak_sentence(self, sentence: str, voice: str | None, language: str | None,
                         cache: PhraseCache | None) -> Speech:
