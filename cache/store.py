@@ -95,6 +95,14 @@ class Cache:
             return False
         return True
 
+    def remove(self, key: str) -> bool:
+        """Delete an entry; False when there was none or the cache is down."""
+        try:
+            return bool(self._cache.delete(self._prefix + key))
+        except redis.RedisError as e:
+            log.warning("could not remove a %s cache entry: %s", self.namespace, e)
+            return False
+
     def contains(self, key: str) -> bool:
         """Whether an entry is there (without reading it or counting); False when the cache is down."""
         try:

@@ -114,8 +114,16 @@ class ArtifactStore:
 
     @property
     def prepared_dir(self) -> Path:
-        """Where the animation stage keeps prepared portraits (a cache: any file may go)."""
+        """Where the animation stage keeps prepared portraits (a cache: any file may go).
+
+        A portrait's files are ``<digest[:2]>/<digest>-*`` there, ``digest`` its key's SHA-256.
+        """
         return self.root / PREPARED
+
+    def prepared_files(self, key: str) -> list[Path]:
+        """The prepared-portrait files of the portrait ``key``."""
+        digest = key.split(".", 1)[0]
+        return sorted((self.prepared_dir / digest[:2]).glob(f"{digest}-*"))
 
     def stored(self) -> Iterator[StoredFile]:
         """Every stored artifact file."""

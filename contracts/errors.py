@@ -8,6 +8,17 @@ HTTP answers, and a human ``message``.
 
 from __future__ import annotations
 
+import re
+
+# An absolute file path, or a run of them: what an error message must not show a client.
+_PATH = re.compile(r"(?<![\w:/])(?:/[\w.+@-]+){2,}/?")
+
+
+def public_message(message: str, limit: int = 300) -> str:
+    """``message`` as a client may see it: server paths replaced, length bounded."""
+    cleaned = _PATH.sub("<path>", message)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
 
 class StageError(Exception):
     """Base of all stage errors."""

@@ -43,6 +43,13 @@ class JobPayload(BaseModel):
     cache_key: str | None = None
     # The stage offers (``contracts.catalog``) the cache key stands for: stage → offer digest.
     stage_digests: dict[str, str] = Field(default_factory=dict)
+    # The message priority of the key's tier, and when the job was accepted (Unix seconds): a job that has
+    # waited is published one level higher per ``auth.priority_aging_seconds`` (``pipeline.dispatch``).
+    priority: int = Field(default=0, ge=0, le=255)
+    accepted_at: float | None = None
+    # Which published copy of a task this is: the sweeper may publish a waiting task again, higher; the
+    # first copy to start claims the task, and any other copy is dropped (``pipeline.claims``).
+    copy_id: str = ""
     # Sentence streaming: the reply is cut into sentences, each rendered as its own segment.
     stream: bool = False
     segment: int | None = Field(default=None, ge=0)  # set on a segment's TTS and animation payloads

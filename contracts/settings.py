@@ -49,7 +49,9 @@ class BrokerSettings(BaseModel):
     management_url: str = "http://guest:guest@127.0.0.1:15672/api/"
     # Queues refuse publishes past this length; the coordinator answers 503 before that.
     queue_max_length: int = 10_000
+    # A job is refused (503 backlog_full, Retry-After) when it would take a stage queue of its plan past this.
     admission_backlog: int = 2_000
+    backlog_retry_after_seconds: int = 10
     events_exchange: str = "talkfarm.events"
     events_queue: str = "talkfarm.coordinator.events"
     connect_timeout: float = 5.0
@@ -230,12 +232,64 @@ class RetentionSettings(BaseModel):
     prepared_max_bytes: int = 2 * 1024**3
 
 
+class FlowerSettings(BaseModel):
+    """Flower's login (HTTP basic authentication; its API too). An empty password on the local farm: a new
+    random one each start, printed with the URLs."""
+
+    user: str = "admin"
+    password: SecretStr = SecretStr("")
+
+
 class LimitSettings(BaseModel):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_text_chars: int = 1000
     max_system_prompt_chars: int = 4000
     max_audio_seconds: float = 60.0
     max_image_pixels: int = 40_000_000
+    # Threads that decode uploads (their own pool: reads of jobs and /readyz never wait behind them).
+    decode_workers: int = 4
+
+
+class TierSettings(BaseModel):
+    """What an API key of one tier may do."""
+
+    # Requests: a token bucket refilled at this rate with this capacity (GCRA in the results Redis).
+    requests_per_minute: float = 600.0
+    burst: int = 100
+    # Jobs not yet ended, per key; upload bytes accepted per key and UTC day; open event streams per key.
+    max_jobs_in_flight: int = 8
+    upload_bytes_per_day: int = 2 * 1024**3
+    max_event_streams: int = 16
+    # The RabbitMQ message priority of the key's jobs on every stage queue (0..broker.max_priority).
+    priority: int = 4
+
+
+def _default_tiers() -> dict[str, TierSettings]:
+    return {
+        "free": TierSettings(requests_per_minute=120, burst=30, max_jobs_in_flight=2,
+                             upload_bytes_per_day=200 * 1024**2, max_event_streams=4, priority=1),
+        "standard": TierSettings(),
+        "vip": TierSettings(requests_per_minute=3000, burst=500, max_jobs_in_flight=32,
+                            upload_bytes_per_day=20 * 1024**3, max_event_streams=64, priority=8),
+    }
+
+
+class AuthSettings(BaseModel):
+    """API keys (``talkfarm-admin keys``), their tiers, and the browsers allowed to call the API."""
+
+    # Off only when said so (a farm on a laptop, behind another gateway): then every request is anonymous.
+    enabled: bool = True
+    tiers: dict[str, TierSettings] = Field(default_factory=_default_tiers)
+    default_tier: str = "standard"
+    # How long a looked-up key is trusted before it is read again (a revoked key stops working within this).
+    key_cache_seconds: float = 5.0
+    # A job waiting this long is raised one priority level (at its next hop, or by the sweeper while its
+    # first stage waits), so a low tier is never starved by a stream of higher ones.
+    priority_aging_seconds: float = 60.0
+    # Origins allowed to call the API from a browser (CORS); empty: none but the API's own page.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Idempotency-Key records are kept this long.
+    idempotency_hours: float = 24.0
 
 
 class Settings(BaseSettings):
@@ -261,6 +315,8 @@ class Settings(BaseSettings):
     tts: TTSSettings = TTSSettings()
     animation: AnimationSettings = AnimationSettings()
     limits: LimitSettings = LimitSettings()
+    auth: AuthSettings = AuthSettings()
+    flower: FlowerSettings = FlowerSettings()
     reliability: ReliabilitySettings = ReliabilitySettings()
     retention: RetentionSettings = RetentionSettings()
     log: LogSettings = LogSettings()

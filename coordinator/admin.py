@@ -6,6 +6,7 @@
     talkfarm-admin farm                run the coordinator, the four workers and Flower
     talkfarm-admin queues recreate     declare the stage queues again (``coordinator.queue_admin``)
     talkfarm-admin dlq list|replay|purge   the dead-letter queues
+    talkfarm-admin keys create|list|revoke the API keys (``coordinator.key_admin``)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 
 from contracts.errors import StageError
 from contracts.settings import get_settings
-from coordinator import queue_admin
+from coordinator import key_admin, queue_admin
 from pipeline.stages import STAGE_NAMES, STAGES, prepare_models
 
 
@@ -56,7 +57,7 @@ def _farm(args: argparse.Namespace) -> int:
     from coordinator.farm import run_farm
 
     return run_farm(get_settings(), host=args.host, port=args.port, flower=not args.no_flower,
-                    flower_port=args.flower_port, metrics_port=args.metrics_port)
+                    flower_port=args.flower_port, metrics_port=args.metrics_port, api_key_file=args.api_key_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     farm.add_argument("--metrics-port", type=int,
                       help="first worker's metrics port, the others follow "
                            "(default: the metrics.port setting; 0: any free ports)")
+    farm.add_argument("--api-key-file", help="a token file to print with the URLs (scripts/run.sh makes one)")
     farm.set_defaults(func=_farm)
 
     queue_admin.add_parsers(sub)
+    key_admin.add_parsers(sub)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

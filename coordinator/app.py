@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
 from contracts.settings import Settings, get_settings
@@ -17,6 +18,7 @@ from coordinator.errors import install_handlers
 from coordinator.metrics import install_queue_collector
 from coordinator.metrics import router as metrics_router
 from coordinator.observe import ObserveMiddleware, configure_logging
+from coordinator.ratelimit_headers import RateLimitHeaders
 from coordinator.state import AppState
 
 _PAGE = Path(__file__).parent / "static" / "index.html"
@@ -46,6 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     install_queue_collector(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(RateLimitHeaders)
+    if settings.auth.cors_origins:  # off by default: only the API's own page calls it from a browser
+        app.add_middleware(CORSMiddleware, allow_origins=settings.auth.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID",
+                                          "traceparent"],
+                           expose_headers=["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                                           "Retry-After", "traceparent"])
     app.add_middleware(ObserveMiddleware)  # outermost: sees every answer, 413 included
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)

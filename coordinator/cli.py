@@ -48,7 +48,10 @@ def submit(args: argparse.Namespace) -> int:
         if getattr(args, key):
             form["session_id" if key == "session" else key] = getattr(args, key)
 
-    with httpx.Client(base_url=args.url, timeout=httpx.Timeout(30.0, read=args.timeout)) as client:
+    if not args.api_key:
+        raise ClientError("no API key: set TALKFARM_API_KEY or pass --api-key (talkfarm-admin keys create)")
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    with httpx.Client(base_url=args.url, timeout=httpx.Timeout(30.0, read=args.timeout), headers=headers) as client:
         answer = client.post("/v1/jobs", data=form, files=files)
         body = answer.json()
         if answer.status_code != 202:
@@ -87,6 +90,8 @@ def _follow(client: httpx.Client, events_url: str, stages: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="talkfarm", description="talkfarm command-line client")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"coordinator URL (default {DEFAULT_URL})")
+    parser.add_argument("--api-key", default=os.environ.get("TALKFARM_API_KEY", ""),
+                        help="the API key's token (default: $TALKFARM_API_KEY)")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("submit", help="submit a job and download its video")
     s.add_argument("--portrait", type=Path, required=True)

@@ -7,10 +7,12 @@ typing, so any router may use it without an import cycle.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from coordinator.auth import Caller
 from coordinator.errors import ApiError
 from coordinator.store.models import JobRow, StageRunRow
 from coordinator.urls import Urls
@@ -29,9 +31,16 @@ def urls_of(request: Request) -> Urls:
     return Urls(state_of(request).settings.public_url or str(request.base_url).rstrip("/"))
 
 
-async def job_or_404(state: AppState, job_id: str) -> tuple[JobRow, list[StageRunRow]]:
-    """The job and its stage runs; 404 ``job_not_found`` when the store has no such job."""
-    found = await asyncio.to_thread(state.store.get_job, job_id)
-    if found is None:
-        raise ApiError(404, "job_not_found", f"no job {job_id}")
+def is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+async def job_or_404(state: AppState, job_id: str, who: Caller) -> tuple[JobRow, list[StageRunRow]]:
+    """The job and its stage runs; 404 ``job_not_found`` when there is no such job or another key made it."""
+    found = await asyncio.to_thread(state.store.get_job, job_id) if is_uuid(job_id) else None
+    if found is None or not who.owns(found[0].owner_id):
+        raise ApiError(404, "job_not_found", f"no job {job_id[:60]}")
     return found

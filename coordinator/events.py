@@ -2,7 +2,7 @@
 
 A background thread consumes the durable events queue, persists each event in
 the job store (acknowledging only after the write) and wakes the SSE streams of
-that job on the event loop. The store keeps each event once (by its ID), so an
+that job (``coordinator.notify``). The store keeps each event once (by its ID), so an
 event redelivered after a crash between the write and the acknowledgement is not
 stored twice. While the store is down, events go back to the broker and the
 consumer waits, longer each time; the thread is supervised: whatever stops it,
@@ -16,7 +16,7 @@ import logging
 import threading
 from collections import defaultdict
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from kombu import Connection, Message
 from kombu.mixins import ConsumerMixin
@@ -59,12 +59,12 @@ class JobWatchers:
 
 
 class EventConsumer(ConsumerMixin):
-    def __init__(self, settings: Settings, store: JobStore, watchers: JobWatchers) -> None:
+    def __init__(self, settings: Settings, store: JobStore, changed: Callable[[str], None]) -> None:
         self.connection = Connection(settings.broker.url, connect_timeout=settings.broker.connect_timeout,
                                      heartbeat=30)
         self._queue = events_queue(settings)
         self._store = store
-        self._watchers = watchers
+        self._changed = changed  # wakes the job's event streams (coordinator.notify)
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._store_failures = 0
@@ -101,8 +101,7 @@ class EventConsumer(ConsumerMixin):
         message.ack()
         if fresh:
             observe_event(self._store, event)
-            self._watchers.poke(event.job_id)
-            self._watchers.poke(event.job_id)
+            self._changed(event.job_id)
         else:
             log.debug("an event of job %s is stored already, or the job is unknown here", event.job_id)
 

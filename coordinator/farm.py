@@ -10,12 +10,14 @@ dies, the rest are stopped and the exit status is non-zero.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -86,8 +88,10 @@ def _wait_ready(url: str, children: list[Child], timeout: float = 180.0) -> bool
 
 
 def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port: int,
-             metrics_port: int | None = None) -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLOWER_UNAUTHENTICATED_API": "true"}
+             metrics_port: int | None = None, api_key_file: str | None = None) -> int:
+    password = settings.flower.password.get_secret_value() or secrets.token_urlsafe(12)
+    # Flower reads its login from the environment (not the command line, which `ps` shows).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLOWER_BASIC_AUTH": f"{settings.flower.user}:{password}"}
     children: list[Child] = []
     stopping = threading.Event()
 
@@ -112,7 +116,12 @@ def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port
             print(f"  worker metrics http://{host}:{base}/metrics … :{base + len(STAGE_NAMES) - 1} "
                   f"({', '.join(STAGE_NAMES)})")
         if flower:
-            print(f"  Flower         http://{host}:{flower_port}/")
+            shown = "(TALKFARM_FLOWER__PASSWORD)" if settings.flower.password.get_secret_value() else password
+            print(f"  Flower         http://{host}:{flower_port}/  (user {settings.flower.user}, password {shown})")
+        if api_key_file:
+            token = Path(api_key_file).read_text().strip()
+            print(f"  API key        {token}\n                 (in {api_key_file}; curl -H 'Authorization: Bearer …', "
+                  f"or export TALKFARM_API_KEY for the CLI)")
         print("Press Ctrl-C to stop.\n", flush=True)
     elif not stopping.is_set():
         print("talkfarm: the coordinator did not become ready; stopping", file=sys.stderr)

@@ -36,6 +36,7 @@ from contracts.artifacts import ArtifactStore
 from contracts.payload import JobPayload, Mode, Turn, plan_for
 from contracts.settings import Settings
 from contracts.text.sentences import split_sentences
+from coordinator.auth import Caller
 from coordinator.errors import ApiError
 from coordinator.observe import current_trace
 from coordinator.personas import resolve_persona
@@ -64,6 +65,7 @@ class JobRequest:
     stream: bool | None = None  # None: the `stream_replies` setting decides
     face_index: int = 0  # the face to animate, 0 the largest
     avatar_id: str | None = None
+    job_id: str | None = None  # None: a new ID (an Idempotency-Key chooses it before the submit)
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,11 @@ class JobService:
         self.backlog = Backlog(settings)
         self.flags = CancelFlags.from_settings(settings)
 
-    def submit(self, req: JobRequest) -> Submitted:
-        persona = resolve_persona(self.store, req.session_id, req.avatar_id)
+    def submit(self, req: JobRequest, who: Caller) -> Submitted:
+        persona = resolve_persona(self.store, req.session_id, req.avatar_id, who)
         voice = req.voice or persona.voice
         session_id = req.session_id or str(uuid.uuid4())
-        job_id = str(uuid.uuid4())
+        job_id = req.job_id or str(uuid.uuid4())
         plan = plan_for(req.mode, req.audio is not None)
         stream = req.mode != "lipsync" and (self.settings.stream_replies if req.stream is None else req.stream)
 
@@ -116,30 +118,32 @@ class JobService:
             key = request_key(req.mode, portrait_key, audio_key or req.text or "",
                               {"language": req.language, "voice": voice, "stream": stream,
                                "system_prompt": persona.system_prompt, "face": req.face_index}, history, digests)
-        job = JobRow(id=job_id, session_id=session_id, mode=req.mode, status="queued", text=req.text,
-                     language=req.language, voice=voice, portrait_key=portrait_key,
+        job = JobRow(id=job_id, owner_id=who.key_id, session_id=session_id, mode=req.mode, status="queued",
+                     text=req.text, language=req.language, voice=voice, portrait_key=portrait_key,
                      audio_key=audio_key, cache_key=key)
 
         hit = self.cache.get_media(key) if key is not None else None
         if hit is not None:
             return self._from_cache(job, self._store_inputs(req), hit.data, hit.meta)
 
-        self._check_backlog(plan[0])
+        sentences = None
+        if stream and req.mode == "speak":
+            sentences = split_sentences(req.text or "", req.language) or [req.text or ""]
+        self._check_backlog(plan, stream, len(sentences) if sentences else self.settings.llm.max_reply_sentences)
         self._check_store()
         inputs = self._store_inputs(req)
+        job.created_at = datetime.now(timezone.utc)
         payload = JobPayload(job_id=job_id, session_id=session_id, mode=req.mode, plan=plan,
                              portrait_key=portrait_key, audio_key=audio_key, text=req.text,
                              language=req.language, voice=voice, cache_key=key, stage_digests=digests or {},
                              face_index=req.face_index, history=[Turn(**t) for t in history],  # type: ignore[arg-type]
                              stream=stream, system_prompt=persona.system_prompt,
-                             traceparent=trace.traceparent if (trace := current_trace()) else None)
-        sentences = None
-        if stream and req.mode == "speak":
-            sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
+                             traceparent=trace.traceparent if (trace := current_trace()) else None,
+                             priority=who.limits.priority, accepted_at=job.created_at.timestamp())
         deadline = job_deadline_seconds(self.settings, plan, stream)
-        job.created_at = datetime.now(timezone.utc)
         job.deadline_at = job.created_at + timedelta(seconds=deadline) if deadline else None
-        job.dispatch = {"payload": payload.model_dump(mode="json"), "sentences": sentences}
+        job.dispatch = {"payload": payload.model_dump(mode="json"), "sentences": sentences,
+                        "priority": payload.priority}
         self.store.create_job(job, plan, inputs)
         try:
             publish_job(payload, sentences, self.settings)
@@ -159,15 +163,28 @@ class JobService:
                 inputs.append(ArtifactRow(key=stored.key, kind=kind, size=stored.size))
         return inputs
 
-    def _check_backlog(self, stage: str) -> None:
-        """503 when the broker does not answer or the first stage's queue is over the admission backlog."""
+    def check_in_flight(self, who: Caller) -> None:
+        """429 ``too_many_jobs`` when the key has its tier's number of jobs that have not ended."""
+        if who.key_id and self.store.jobs_in_flight(who.key_id) >= who.limits.max_jobs_in_flight:
+            raise ApiError(429, "too_many_jobs",
+                           f"this key has {who.limits.max_jobs_in_flight} jobs that have not ended; wait for one",
+                           headers={"Retry-After": "5"})
+
+    def _check_backlog(self, plan: Sequence[str], stream: bool, sentences: int) -> None:
+        """503 when the broker does not answer, or when this job would take any stage of its plan over the
+        admission backlog: a streamed reply puts up to one message per sentence on the TTS and animation queues."""
         try:
-            depth = self.backlog.depth(stage)
+            depths = {stage: self.backlog.depth(stage) for stage in plan}
         except Exception as e:
             log.warning("the broker does not answer: %s", e)
-            raise ApiError(503, "broker_unavailable", "the message broker is unavailable; try again") from e
-        if depth >= self.settings.broker.admission_backlog:
-            raise ApiError(503, "backlog_full", f"the {stage} queue is full; try again later")
+            raise ApiError(503, "broker_unavailable", "the message broker is unavailable; try again",
+                           headers={"Retry-After": "5"}) from e
+        limit = self.settings.broker.admission_backlog
+        for stage, depth in depths.items():
+            adds = sentences if stream and stage in ("tts", "animation") else 1
+            if depth + adds > limit:
+                raise ApiError(503, "backlog_full", f"the {stage} queue is full; try again later",
+                               headers={"Retry-After": str(self.settings.broker.backlog_retry_after_seconds)})
 
     def _check_store(self) -> None:
         try:

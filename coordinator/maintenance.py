@@ -6,7 +6,10 @@
   its first publish) is published from the row's ``dispatch``; if the broker is
   still down at its deadline, the job fails with ``broker_unavailable``;
 * a job past its deadline (its plan's hard limits added up, plus slack) fails with
-  ``timed_out``, and its stop flag keeps its remaining subtasks from starting.
+  ``timed_out``, and its stop flag keeps its remaining subtasks from starting;
+* a job whose first stage still waits is published again one priority level higher
+  for every ``auth.priority_aging_seconds`` it has waited (``pipeline.claims`` keeps
+  the copies from both running), so no tier starves another.
 
 **Retention** (every ``retention.interval_seconds``): finished jobs older than
 ``job_days`` go with their events (a job whose video is still in the video cache
@@ -27,6 +30,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import redis
 
@@ -35,8 +39,10 @@ from contracts.artifacts import ArtifactStore
 from contracts.payload import JobPayload
 from contracts.settings import Settings
 from coordinator.jobs import publish_job
+from coordinator.store.keys import IdempotencyStore
 from coordinator.store.repo import JobStore
 from pipeline.cancel import CancelFlags
+from pipeline.dispatch import aged_priority
 from pipeline.results import results_redis
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SweepReport:
     published: list[str] = field(default_factory=list)
+    raised: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
 
 
@@ -57,8 +64,10 @@ class RetentionReport:
 
 
 class Maintenance:
-    def __init__(self, settings: Settings, store: JobStore, artifacts: ArtifactStore, cache: Cache) -> None:
+    def __init__(self, settings: Settings, store: JobStore, artifacts: ArtifactStore, cache: Cache,
+                 changed: Callable[[str], None] = lambda job_id: None) -> None:
         self.settings, self.store, self.artifacts, self.cache = settings, store, artifacts, cache
+        self._changed = changed  # wakes a job's event streams
         self._flags = CancelFlags.from_settings(settings)
         self._redis = results_redis(settings)
         self._me = uuid.uuid4().hex
@@ -84,6 +93,7 @@ class Maintenance:
             self.store.add_event(job.id, payload.stage, "queued", {"stream": payload.stream, "sweeper": True})
             report.published.append(job.id)
             log.info("published the accepted job %s, which had not been", job.id)
+        report.raised = self._age(now)
         for job in self.store.overdue(now):
             unpublished = job.published_at is None
             code = "broker_unavailable" if unpublished else "timed_out"
@@ -94,9 +104,32 @@ class Maintenance:
             except redis.RedisError as e:
                 log.warning("could not stop the subtasks of the overdue job %s: %s", job.id, e)
             if self.store.mark_failed(job.id, code, message):
+                self._changed(job.id)
                 report.timed_out.append(job.id)
                 log.warning("job %s failed: %s (%s)", job.id, message, code)
         return report
+
+    def _age(self, now: datetime) -> list[str]:
+        """Publish again, one priority level higher, the first stage of jobs that wait: whatever the higher
+        tiers send, a job rises until it is served (the copy that starts first does the work)."""
+        aging = self.settings.auth.priority_aging_seconds
+        if aging <= 0:
+            return []
+        raised: list[str] = []
+        for job in self.store.waiting(now - timedelta(seconds=aging)):
+            assert job.dispatch is not None
+            payload = JobPayload.model_validate(job.dispatch["payload"])
+            due = aged_priority(payload, self.settings, now.timestamp())
+            if due <= int(job.dispatch.get("priority", payload.priority)):
+                continue
+            try:
+                publish_job(payload, job.dispatch.get("sentences"), self.settings)
+            except Exception as e:
+                log.warning("could not raise the waiting job %s: %s", job.id, e)
+                continue
+            self.store.record_priority(job.id, due)
+            raised.append(job.id)
+        return raised
 
     # --- retention -----------------------------------------------------------------
     def retain(self, now: datetime | None = None) -> RetentionReport:
@@ -129,6 +162,7 @@ class Maintenance:
                     path.unlink(missing_ok=True)
                 report.leftovers += 1
         report.prepared = self._trim_prepared(rules.prepared_max_bytes)
+        IdempotencyStore(self.store.engine).expire(self.settings.auth.idempotency_hours, now)
         return report
 
     def _cached(self, key: str | None) -> bool:
@@ -138,7 +172,7 @@ class Maintenance:
         folder = self.artifacts.prepared_dir
         if not folder.is_dir():
             return 0
-        files = sorted((p.stat().st_atime, p.stat().st_size, p) for p in folder.iterdir() if p.is_file())
+        files = sorted((p.stat().st_atime, p.stat().st_size, p) for p in folder.rglob("*") if p.is_file())
         total = sum(size for _, size, _ in files)
         removed = 0
         for _, size, path in files:  # least recently used first

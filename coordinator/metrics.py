@@ -14,12 +14,13 @@ import threading
 from collections import OrderedDict
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
 from contracts.events import JobEvent
 from contracts.settings import Settings
+from coordinator.auth import operator
 from coordinator.store.models import JobRow
 from coordinator.store.repo import TERMINAL, JobStore
 from coordinator.views import seconds_between
@@ -60,7 +61,7 @@ _queues: list[QueueCollector] = []
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(operator)])
 async def metrics() -> Response:
     body = await asyncio.to_thread(generate_latest, REGISTRY)  # queue depths ask the broker
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,7 @@ optional (jobs succeed without it, only slower), so without it the answer is 200
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -18,13 +19,26 @@ from sqlalchemy import text
 from cache.store import Cache, video_cache
 from contracts.artifacts import ArtifactStore
 from contracts.settings import Settings
+from coordinator.auth import KeyCache
+from coordinator.erasure import Eraser
 from coordinator.events import EventConsumer, JobWatchers
 from coordinator.jobs import JobService
 from coordinator.maintenance import Maintenance
+from coordinator.notify import JobNotifier
+from coordinator.quotas import Quotas
 from coordinator.store import migrate
+from coordinator.store.keys import IdempotencyStore, KeyStore
 from coordinator.store.repo import JobStore, make_engine
 from pipeline import broker
 from pipeline.catalog import StageCatalog
+
+
+def erasable_caches(settings: Settings, video: Cache) -> dict[str, Cache]:
+    """The caches whose entries a deleted session takes with it."""
+    caches = {"video": video}
+    if settings.asr.cache_ttl_seconds > 0:
+        caches["asr"] = Cache.from_settings(settings, "asr", settings.asr.cache_ttl_seconds)
+    return caches
 
 
 @dataclass
@@ -36,6 +50,13 @@ class AppState:
     catalog: StageCatalog
     jobs: JobService
     watchers: JobWatchers
+    notifier: JobNotifier
+    keys: KeyCache
+    quotas: Quotas
+    idempotency: IdempotencyStore
+    # Uploads are decoded here, not in the default executor that reads and /readyz use.
+    decode_pool: ThreadPoolExecutor
+    eraser: Eraser
     consumer: EventConsumer | None = field(default=None)
     maintenance: Maintenance | None = field(default=None)
 
@@ -48,11 +69,17 @@ class AppState:
         cache = video_cache(settings)
         catalog = StageCatalog.from_settings(settings)
         watchers = JobWatchers(loop)
+        notifier = JobNotifier(settings, watchers)
         jobs = JobService(settings, store, artifacts, cache, catalog)
-        state = cls(settings, store, artifacts, cache, catalog, jobs, watchers)
-        state.consumer = EventConsumer(settings, store, watchers)
+        state = cls(settings, store, artifacts, cache, catalog, jobs, watchers, notifier,
+                    KeyCache(KeyStore(engine), settings.auth.key_cache_seconds), Quotas(settings),
+                    IdempotencyStore(engine),
+                    ThreadPoolExecutor(settings.limits.decode_workers, thread_name_prefix="decode"),
+                    Eraser(store, artifacts, erasable_caches(settings, cache)))
+        notifier.start()
+        state.consumer = EventConsumer(settings, store, notifier.changed)
         state.consumer.start()
-        state.maintenance = Maintenance(settings, store, artifacts, cache)
+        state.maintenance = Maintenance(settings, store, artifacts, cache, notifier.changed)
         state.maintenance.start()
         return state
 
@@ -61,6 +88,8 @@ class AppState:
             self.maintenance.stop()
         if self.consumer is not None:
             self.consumer.stop()
+        self.notifier.stop()
+        self.decode_pool.shutdown(wait=False, cancel_futures=True)
         self.store.engine.dispose()
 
     def readiness(self) -> tuple[str, dict[str, str]]:

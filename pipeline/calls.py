@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -10,6 +11,8 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from prometheus_client import Histogram
 
 from contracts.errors import PermanentError, StageError, StageTimeout, TransientError
+
+log = logging.getLogger(__name__)
 
 BACKEND_SECONDS = Histogram(
     "talkfarm_backend_seconds",
@@ -41,9 +44,9 @@ def backend_call(stage: str, backend: str) -> Iterator[CallTimer]:
     except TimeoutError as e:
         raise StageTimeout(f"{stage} backend {backend} timed out: {e}") from e
     except Exception as e:
-        raise PermanentError(
-            f"{stage} backend {backend} failed: {type(e).__name__}: {e}", code=f"{stage}_failed"
-        ) from e
+        # The library's own words may quote the input or name server paths: they go to the log, at DEBUG.
+        log.debug("%s backend %s failed: %s", stage, backend, e)
+        raise PermanentError(f"{stage} backend {backend} failed ({type(e).__name__})", code=f"{stage}_failed") from e
     finally:
         timer.seconds = time.perf_counter() - start
         BACKEND_SECONDS.labels(stage, backend).observe(timer.seconds)

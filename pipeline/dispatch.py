@@ -10,6 +10,9 @@ A task's ID is derived from the job, the stage and the segment
 
 from __future__ import annotations
 
+import math
+import time
+import uuid
 from typing import Iterable
 
 from amqp.exceptions import MessageNacked
@@ -63,11 +66,29 @@ def publish_assembly(job: JobPayload, settings: Settings) -> str:
     return _publish(ASSEMBLE.task, final, STAGES[ASSEMBLE.stage].queue, ASSEMBLE.verb, settings)
 
 
+def aged_priority(payload: JobPayload, settings: Settings, now: float | None = None) -> int:
+    """The job's tier priority, one level higher for every ``auth.priority_aging_seconds`` it has waited since
+    it was accepted, at most ``broker.max_priority``: however busy the higher tiers, a job's messages rise
+    until they are served first-come first-served among the highest."""
+    ceiling = settings.broker.max_priority
+    base = min(payload.priority, ceiling)
+    aging = settings.auth.priority_aging_seconds
+    if payload.accepted_at is None or aging <= 0:
+        return base
+    waited = max(0.0, (time.time() if now is None else now) - payload.accepted_at)
+    return min(ceiling, base + math.floor(waited / aging))
+
+
 def _publish(name: str, payload: JobPayload, queue: str, verb: str, settings: Settings) -> str:
+    payload = payload.model_copy(update={"copy_id": uuid.uuid4().hex})
     try:
         result = app.send_task(
             name,
             args=[payload.model_dump(mode="json")],
+            # What task events (and so Flower) show of the arguments: IDs, never the job's texts.
+            argsrepr=f"[job {payload.job_id} session {payload.session_id} segment {payload.segment}]",
+            kwargsrepr="{}",
+            priority=aged_priority(payload, settings),
             task_id=task_id(payload.job_id, verb, payload.segment),
             queue=settings.queue_name(queue),
             exchange=settings.queue_name("talkfarm.stages"),

@@ -1,6 +1,7 @@
 """What every stage task does around its own work, and how the job goes on afterwards.
 
-``run_stage`` validates the payload, counts the delivery (a message delivered
+``run_stage`` validates the payload, drops a second published copy of a task that
+another copy has started (``pipeline.claims``), counts the delivery (a message delivered
 more than ``broker.max_deliveries`` times keeps killing its worker: the job fails
 with ``stage_crashed`` and the message is dead-lettered), skips the work of a
 cancelled or ended job, reports ``started``, runs the stage's work under its time
@@ -42,12 +43,13 @@ from celery import Task
 from celery.exceptions import Reject
 from pydantic import ValidationError
 
-from contracts.errors import PermanentError, StageError, StageTimeout, TransientError
+from contracts.errors import PermanentError, StageError, StageTimeout, TransientError, public_message
 from contracts.events import JobEvent, segment_summary
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
 from pipeline import runtime
 from pipeline.cancel import CancelFlags
+from pipeline.claims import TaskClaims
 from pipeline.deliveries import DeliveryCounter
 from pipeline.dispatch import QueueFull, publish_assembly, publish_stage
 from pipeline.events import publish_event
@@ -105,8 +107,8 @@ class _Run:
         """Report the job failed with the error's code and stop its other subtasks; requeue if it cannot be said."""
         log.warning("%s stage failed: %s", self.stage, error.code)  # the message may quote the user's text
         try:
-            self.step("the failed event", lambda: self.emit("failed", {"code": error.code, "message": error.message},
-                                                            seconds))
+            said = {"code": error.code, "message": public_message(error.message)}
+            self.step("the failed event", lambda: self.emit("failed", said, seconds))
         except HandoffFailed:
             self.requeue("the failure of the job could not be reported")
         try:
@@ -137,6 +139,9 @@ def run_stage(task: Task, stage: str, raw: object, work: StageWork, limits: str 
         return {"status": "rejected", "code": "bad_payload"}
     run = _Run(task, stage, payload, limits or stage, settings)
 
+    if not TaskClaims.from_settings(settings).claim(run.task_id, run.attempt, payload.copy_id):
+        log.info("dropping another copy of %s: one has started already", run.task_id)
+        return {"status": "duplicate"}
     deliveries = DeliveryCounter.from_settings(settings).count(run.task_id, run.attempt)
     if deliveries is not None and deliveries > settings.broker.max_deliveries:
         error = PermanentError(f"the {stage} task ended its worker {deliveries - 1} times", code="stage_crashed")

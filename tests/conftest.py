@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import wave
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,6 +23,18 @@ FARM_LIMITS = {
     "TALKFARM_LLM__MAX_NEW_TOKENS": "160",
     # Structured logs: tests/e2e/test_observability.py reads the farm's lines as JSON.
     "TALKFARM_LOG__FORMAT": "json",
+    # The tests' keys: vip (generous), standard (another owner), a tiny tier whose every quota a test can
+    # reach with a few requests, and a slow one for the request rate (tests/e2e/test_access.py). A revoked key
+    # stops within half a second.
+    "TALKFARM_AUTH__TIERS": json.dumps({
+        "vip": {"requests_per_minute": 6000, "burst": 1000, "max_jobs_in_flight": 64, "priority": 8,
+                "max_event_streams": 64},
+        "standard": {},
+        "tiny": {"requests_per_minute": 6000, "burst": 1000, "max_jobs_in_flight": 1,
+                 "upload_bytes_per_day": 1_200_000, "max_event_streams": 1, "priority": 1},
+        "slow": {"requests_per_minute": 6, "burst": 4},
+    }),
+    "TALKFARM_AUTH__KEY_CACHE_SECONDS": "0.5",
 }
 
 

@@ -87,18 +87,24 @@ class Farm:
     process: subprocess.Popen[bytes]
     log_path: Path
     metrics_port: int = 0  # the first worker's; the others follow in stage order
+    # API keys made for the tests: an operator key of the vip tier, and a key of another owner.
+    token: str = ""
+    other_token: str = ""
 
     @property
     def worker_metrics(self) -> dict[str, str]:
         """Stage → URL of its worker's /metrics."""
         return {stage: f"http://127.0.0.1:{self.metrics_port + i}/metrics" for i, stage in enumerate(STAGES)}
 
-    def client(self, timeout: float = 60.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+    def client(self, timeout: float = 60.0, token: str | None = None) -> httpx.Client:
+        """A client sending the tests' API key (``token``: another one; "" for none)."""
+        token = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
-    def wait_job(self, job_id: str, timeout: float = 300.0) -> dict:
+    def wait_job(self, job_id: str, timeout: float = 300.0, token: str | None = None) -> dict:
         deadline = time.monotonic() + timeout
-        with self.client() as client:
+        with self.client(token=token) as client:
             while time.monotonic() < deadline:
                 job = client.get(f"/v1/jobs/{job_id}").json()
                 if job["status"] in ("succeeded", "failed", "cancelled"):
@@ -141,6 +147,12 @@ def start_farm(tmp: Path, cache_url: str, extra: dict[str, str] | None = None) -
     env = farm_env(tmp, cache_url, extra)
     admin = [sys.executable, "-m", "coordinator.admin"]
     subprocess.run(admin + ["db", "upgrade"], env=env, check=True, capture_output=True)
+    tokens = []
+    for name, tier, operator in (("tests", "vip", ["--operator"]), ("someone-else", "standard", [])):
+        path = tmp / f"{name}.token"
+        subprocess.run(admin + ["keys", "create", "--name", name, "--tier", tier, "--token-file", str(path),
+                                *operator], env=env, check=True, capture_output=True)
+        tokens.append(path.read_text().strip())
     port = free_port()
     metrics_port = free_ports(len(STAGES))
     log_path = tmp / "farm.log"
@@ -148,7 +160,8 @@ def start_farm(tmp: Path, cache_url: str, extra: dict[str, str] | None = None) -
     process = subprocess.Popen(admin + ["farm", "--no-flower", "--port", str(port),
                                         "--metrics-port", str(metrics_port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    farm = Farm(f"http://127.0.0.1:{port}", settings_from(env), env, process, log_path, metrics_port)
+    farm = Farm(f"http://127.0.0.1:{port}", settings_from(env), env, process, log_path, metrics_port,
+                token=tokens[0], other_token=tokens[1])
     wait_ready(farm)
     return farm
 
@@ -205,9 +218,57 @@ def delete_broker_objects(settings: Settings) -> None:
         channel = conn.channel()
         for stage in STAGES:
             channel.queue_delete(settings.queue_name(stage))
+            channel.queue_delete(settings.queue_name(f"{stage}.dead"))
         channel.queue_delete(settings.queue_name(settings.broker.events_queue))
         channel.exchange_delete(settings.queue_name("talkfarm.stages"))
+        channel.exchange_delete(settings.queue_name(settings.broker.dead_letter_exchange))
         channel.exchange_delete(settings.queue_name(settings.broker.events_exchange))
+
+
+def create_key(farm: Farm, name: str, tier: str, operator: bool = False) -> str:
+    """A new API key of the farm's (``talkfarm-admin keys create``); its token."""
+    path = farm.log_path.parent / f"{name}-{uuid.uuid4().hex[:6]}.token"
+    subprocess.run([sys.executable, "-m", "coordinator.admin", "keys", "create", "--name", name, "--tier", tier,
+                    "--token-file", str(path), *(["--operator"] if operator else [])],
+                   env=farm.env, check=True, capture_output=True)
+    return path.read_text().strip()
+
+
+def admin(farm: Farm, *args: str) -> str:
+    """Run ``talkfarm-admin`` against the farm's settings; its output."""
+    done = subprocess.run([sys.executable, "-m", "coordinator.admin", *args], env=farm.env, check=True,
+                          capture_output=True, text=True)
+    return done.stdout
+
+
+def start_coordinator(tmp: Path, cache_url: str, extra: dict[str, str] | None = None) -> Farm:
+    """The coordinator alone, no worker: its jobs wait in their queues (declared here, as a worker would)."""
+    from pipeline.app import declare_queues
+
+    env = farm_env(tmp, cache_url, extra)
+    admin_command = [sys.executable, "-m", "coordinator.admin"]
+    subprocess.run(admin_command + ["db", "upgrade"], env=env, check=True, capture_output=True)
+    settings = settings_from(env)
+    declare_queues(settings)
+    port = free_port()
+    log_path = tmp / "coordinator.log"
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
+                                "--port", str(port)], env=env, stdout=log_path.open("wb"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    farm = Farm(f"http://127.0.0.1:{port}", settings, env, process, log_path)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the coordinator exited:\n{farm.log()[-3000:]}")
+        try:
+            if httpx.get(farm.url + "/readyz", timeout=2).status_code == 200:
+                return farm
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_farm(farm)
+            raise TimeoutError(f"the coordinator did not become ready:\n{farm.log()[-3000:]}")
+        time.sleep(0.2)
 
 
 def farm_fixture(tmp: Path, extra: dict[str, str] | None = None) -> Iterator[Farm]:

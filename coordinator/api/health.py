@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from cache.faq import NAMESPACE as FAQ_NAMESPACE
 from cache.store import namespace_stats
+from coordinator.auth import operator
 from coordinator.context import state_of
 from pipeline.stages import STAGE_NAMES
 
 router = APIRouter()
 
 
-@router.get("/v1/stats", summary="Cache hits and misses (video, FAQ, ASR), queue backlog")
+@router.get("/v1/stats", summary="Cache hits and misses (video, FAQ, ASR), queue backlog (an operator key)",
+            dependencies=[Depends(operator)])
 async def stats(request: Request) -> dict[str, Any]:
     state = state_of(request)
     cache = await asyncio.to_thread(state.cache.stats)

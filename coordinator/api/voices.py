@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from coordinator.auth import caller
 from coordinator.context import state_of
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(caller)])
 
 
 @router.get("/v1/voices", summary="The voices a job may name, with their languages and backends")

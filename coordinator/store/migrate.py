@@ -11,7 +11,7 @@ from typing import Callable
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session
 
-from coordinator.store.models import AvatarRow, Base, SchemaVersion
+from coordinator.store.models import ApiKeyRow, AvatarRow, Base, IdempotencyRow, SchemaVersion
 
 
 class SchemaError(RuntimeError):
@@ -61,8 +61,19 @@ def _v4_reliability(engine: Engine) -> None:
             conn.execute(text("CREATE UNIQUE INDEX uq_job_events_event_id ON job_events (event_id)"))
 
 
+def _v5_keys_and_owners(engine: Engine) -> None:
+    """API keys, idempotency keys, and the owning key of every session, avatar and job ("" before keys)."""
+    ApiKeyRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    IdempotencyRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    for table in ("sessions", "avatars", "jobs"):
+        if "owner_id" not in {c["name"] for c in inspect(engine).get_columns(table)}:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN owner_id VARCHAR(36) NOT NULL DEFAULT ''"))
+                conn.execute(text(f"CREATE INDEX ix_{table}_owner_id ON {table} (owner_id)"))
+
+
 MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_language_probability, _v3_personas_and_avatars,
-                                              _v4_reliability]
+                                              _v4_reliability, _v5_keys_and_owners]
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -23,9 +23,37 @@ class SchemaVersion(Base):
     applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of its token is kept (tokens are 256 random bits: no salt needed)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    tier: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator: Mapped[bool] = mapped_column(Boolean, default=False)  # may read /metrics and /v1/stats
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyRow(Base):
+    """A submit made with an ``Idempotency-Key``: the same key (of the same API key) answers the same job."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("owner_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[str] = mapped_column(String(36))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
 class SessionRow(Base):
     __tablename__ = "sessions"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The API key that made it ("" when authentication is off); another key's request sees a 404.
+    owner_id: Mapped[str] = mapped_column(String(36), default="", server_default="", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     system_prompt: Mapped[str | None] = mapped_column(Text)
     voice: Mapped[str | None] = mapped_column(String(128))
@@ -37,6 +65,7 @@ class AvatarRow(Base):
 
     __tablename__ = "avatars"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), default="", server_default="", index=True)
     portrait_key: Mapped[str] = mapped_column(ForeignKey("artifacts.key"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -44,6 +73,7 @@ class AvatarRow(Base):
 class JobRow(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), default="", server_default="", index=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     mode: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)

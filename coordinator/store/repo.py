@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import CursorResult, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import CursorResult, Engine, String, cast, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -110,13 +110,20 @@ class JobStore:
     # --- jobs -----------------------------------------------------------------
     def create_job(self, job: JobRow, plan: Sequence[str], artifacts: Sequence[ArtifactRow]) -> None:
         with self._sessions() as s, s.begin():
-            _insert_ignoring_duplicates(s, SessionRow, {"id": job.session_id, "created_at": utcnow()}, "id")
+            _insert_ignoring_duplicates(s, SessionRow, {"id": job.session_id, "owner_id": job.owner_id or "",
+                                                        "created_at": utcnow()}, "id")
             for artifact in artifacts:
                 _add_artifact(s, artifact)
             s.add(job)
             s.flush()
             for position, stage in enumerate(plan):
                 s.add(StageRunRow(job_id=job.id, stage=stage, position=position))
+
+    def jobs_in_flight(self, owner_id: str) -> int:
+        """Jobs of ``owner_id`` that have not ended."""
+        with self._sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(JobRow).where(
+                JobRow.owner_id == owner_id, JobRow.status.not_in(TERMINAL))) or 0)
 
     def mark_published(self, job_id: str) -> None:
         with self._sessions() as s, s.begin():
@@ -136,6 +143,20 @@ class JobStore:
             return list(s.scalars(select(JobRow).where(
                 JobRow.status == "queued", JobRow.published_at.is_(None), JobRow.created_at < older_than,
             ).order_by(JobRow.created_at).limit(limit)))
+
+    def waiting(self, published_before: datetime, limit: int = 100) -> list[JobRow]:
+        """Published jobs whose first stage has not started since ``published_before``."""
+        with self._sessions() as s:
+            return list(s.scalars(select(JobRow).where(
+                JobRow.status == "queued", JobRow.published_at.is_not(None), JobRow.published_at < published_before,
+                JobRow.dispatch.is_not(None)).order_by(JobRow.published_at).limit(limit)))
+
+    def record_priority(self, job_id: str, priority: int) -> None:
+        """The priority the job's waiting first stage was last published at."""
+        with self._sessions() as s, s.begin():
+            job = s.get(JobRow, job_id)
+            if job is not None and job.dispatch is not None:
+                job.dispatch = {**job.dispatch, "priority": priority}
 
     def overdue(self, now: datetime, limit: int = 100) -> list[JobRow]:
         """Jobs past their deadline that have not ended."""
@@ -226,6 +247,38 @@ class JobStore:
             s.execute(delete(EventRow).where(EventRow.job_id.in_(job_ids)))
             s.execute(delete(StageRunRow).where(StageRunRow.job_id.in_(job_ids)))
             s.execute(delete(JobRow).where(JobRow.id.in_(job_ids)))
+
+    def event_data(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The data of every event of these jobs."""
+        with self._sessions() as s:
+            return [dict(data or {}) for data in s.scalars(select(EventRow.data).where(EventRow.job_id.in_(job_ids)))]
+
+    def still_named(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` a remaining job, avatar or event still names (content is shared between owners)."""
+        named: set[str] = set()
+        with self._sessions() as s:
+            for column in (JobRow.portrait_key, JobRow.audio_key, JobRow.speech_key, JobRow.video_key):
+                named.update(k for k in s.scalars(select(column).where(column.in_(keys))) if k)
+            named.update(s.scalars(select(AvatarRow.portrait_key).where(AvatarRow.portrait_key.in_(keys))))
+            for key in set(keys) - named:
+                if s.scalar(select(EventRow.id).where(cast(EventRow.data, String).contains(key)).limit(1)):
+                    named.add(key)
+        return named
+
+    def delete_session(self, session_id: str) -> None:
+        """The session, its jobs and their events."""
+        with self._sessions() as s, s.begin():
+            jobs = select(JobRow.id).where(JobRow.session_id == session_id)
+            s.execute(delete(EventRow).where(EventRow.job_id.in_(jobs)))
+            s.execute(delete(StageRunRow).where(StageRunRow.job_id.in_(jobs)))
+            s.execute(delete(JobRow).where(JobRow.session_id == session_id))
+            s.execute(delete(SessionRow).where(SessionRow.id == session_id))
+
+    def delete_avatar(self, avatar_id: str) -> None:
+        """The avatar; sessions that used it as their portrait no longer have one."""
+        with self._sessions() as s, s.begin():
+            s.execute(update(SessionRow).where(SessionRow.avatar_id == avatar_id).values(avatar_id=None))
+            s.execute(delete(AvatarRow).where(AvatarRow.id == avatar_id))
 
     def referenced_keys(self) -> set[str]:
         """Artifact keys that the remaining jobs and the avatars name."""

@@ -75,7 +75,10 @@ def farm(request: pytest.FixtureRequest) -> Iterator[ComposeProject]:
 
 @pytest.fixture(scope="module")
 def client(farm: ComposeProject) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=farm.url, timeout=60) as c:
+    """A client with an API key made inside the farm, as the README says (talkfarm-admin in the coordinator)."""
+    made = farm.exec("coordinator", "talkfarm-admin", "keys", "create", "--name", "smoke", "--tier", "vip")
+    token = next(line.split()[-1] for line in made.splitlines() if line.startswith("token"))
+    with httpx.Client(base_url=farm.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 
@@ -150,12 +153,21 @@ def test_the_farm_is_ready_and_only_the_coordinator_is_published(farm: ComposePr
           f"(127.0.0.1:{farm.http_port})")
 
 
-def test_flower_sees_the_workers_from_inside_the_network(farm: ComposeProject):
-    script = ("import json, urllib.request as u\n"
-              "get = lambda p: json.load(u.urlopen('http://127.0.0.1:5555' + p, timeout=30))\n"
-              "print(json.dumps({'workers': sorted(get('/api/workers?refresh=1')),"
+def test_flower_sees_the_workers_from_inside_the_network_and_asks_for_a_login(farm: ComposeProject):
+    script = ("import base64, json, os, urllib.error, urllib.request as u\n"
+              "login = base64.b64encode(os.environ['FLOWER_BASIC_AUTH'].encode()).decode()\n"
+              "def get(path, auth=True):\n"
+              "    request = u.Request('http://127.0.0.1:5555' + path)\n"
+              "    if auth: request.add_header('Authorization', 'Basic ' + login)\n"
+              "    return json.load(u.urlopen(request, timeout=30))\n"
+              "try:\n"
+              "    get('/api/workers', auth=False); refused = False\n"
+              "except urllib.error.HTTPError as e:\n"
+              "    refused = e.code == 401\n"
+              "print(json.dumps({'refused': refused, 'workers': sorted(get('/api/workers?refresh=1')),"
               " 'queues': get('/api/queues/length')}))\n")
     seen = json.loads(farm.exec("flower", "python", "-c", script, timeout=90))
+    assert seen["refused"], "Flower answered its API without a login"
     nodes = {name.split("@")[0] for name in seen["workers"]}
     assert set(STAGES) <= nodes, seen
     queues = {q["name"] for q in seen["queues"]["active_queues"]}

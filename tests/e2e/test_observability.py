@@ -29,8 +29,9 @@ QUESTION = "Which planet is closest to the sun, and how hot does it get?"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def scrape(url: str) -> Samples:
-    answer = httpx.get(url, timeout=10, follow_redirects=False)
+def scrape(url: str, token: str = "") -> Samples:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.get(url, timeout=10, follow_redirects=False, headers=headers)
     assert answer.status_code == 200, (url, answer.status_code)  # answered directly, no redirect
     samples: Samples = {}
     for family in text_string_to_metric_families(answer.text):
@@ -58,7 +59,7 @@ class Observed:
 
 
 def scrape_farm(farm: Farm) -> dict[str, Samples]:
-    return {"coordinator": scrape(farm.url + "/metrics"),
+    return {"coordinator": scrape(farm.url + "/metrics", farm.token),  # an operator key
             **{stage: scrape(url) for stage, url in farm.worker_metrics.items()}}
 
 
@@ -164,11 +165,14 @@ def test_the_trace_id_is_in_every_process_and_the_words_in_none(observed: Observ
 
 def prometheus_config(farm: Farm, tmp: Path) -> Path:
     workers = [url.removeprefix("http://").removesuffix("/metrics") for url in farm.worker_metrics.values()]
+    token = tmp / "coordinator.token"  # the coordinator's /metrics wants an operator key, as in deploy/prometheus
+    token.write_text(farm.token)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ROOT / "deploy/prometheus/alerts.yml")],
         "scrape_configs": [
-            {"job_name": "talkfarm-coordinator", "static_configs": [{"targets": [farm.url.removeprefix("http://")]}]},
+            {"job_name": "talkfarm-coordinator", "static_configs": [{"targets": [farm.url.removeprefix("http://")]}],
+             "authorization": {"type": "Bearer", "credentials_file": str(token)}},
             {"job_name": "talkfarm-workers", "static_configs": [{"targets": workers}]},
         ],
     }

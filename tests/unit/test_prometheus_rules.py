@@ -52,6 +52,11 @@ def test_the_prometheus_configs(tmp_path: Path):
     # promtool resolves rule_files relative to the config: check copies that point at the repo's rules.
     compose = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     compose["rule_files"] = [str(RULES)]
+    # The coordinator's scrape sends an operator key's token from a file (promtool checks that it exists).
+    [coordinator] = [job for job in compose["scrape_configs"] if job["job_name"] == "talkfarm-coordinator"]
+    assert coordinator["authorization"]["type"] == "Bearer"
+    (tmp_path / "coordinator.token").write_text("tf_example\n")
+    coordinator["authorization"]["credentials_file"] = str(tmp_path / "coordinator.token")
     (tmp_path / "compose.yml").write_text(yaml.safe_dump(compose))
     assert "SUCCESS" in promtool("check", "config", str(tmp_path / "compose.yml"))
     # Debian's Prometheus is built without Kubernetes discovery: the k8s config is checked for shape only.

@@ -293,6 +293,7 @@ class TestRouting:
 class TestRuntime:
     def test_several_backends_of_one_stage_in_one_worker(self, monkeypatch: pytest.MonkeyPatch) -> None:
         s = settings(backend_for_language={"zh": "unit-aligned"})
+        s.auth.enabled = False  # the voices, not the door, are tested here (tests/e2e/test_access.py has the door)
         catalog = MemoryCatalog()
         monkeypatch.setattr(runtime, "get_settings", lambda: s)
         monkeypatch.setattr(runtime, "offers", lambda: OfferPublisher(catalog))  # type: ignore[arg-type]
@@ -325,6 +326,7 @@ class TestVoicesApi:
     @pytest.fixture
     def client(self) -> TestClient:
         s = settings(backend_for_language={"zh": "unit-aligned"})
+        s.auth.enabled = False  # the voices, not the door, are tested here (tests/e2e/test_access.py has the door)
         catalog = MemoryCatalog()
         catalog.publish(STAGES["tts"].offer(s))  # as a TTS worker does when it starts
         app = FastAPI()

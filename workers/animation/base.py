@@ -105,7 +105,7 @@ class AnimationBackend(ModelLifecycle, ABC):
                 yield writer
         except OSError as e:
             # A full or failing scratch volume; another attempt (or worker) may succeed.
-            raise TransientError(f"writing the video failed: {e}") from e
+            raise TransientError(f"writing the video failed ({type(e).__name__}, errno {e.errno})") from e
 
     @abstractmethod
     def _render(self, request: RenderRequest) -> RenderResult:

@@ -98,8 +98,11 @@ def _render(job: JobPayload) -> Outcome:
         cache.put_media(key, video_bytes, meta)
 
     if job.segment is not None:
-        return finish_segment(job, video.key, speech_key, float(meta["video_seconds"]), store)
-    summary = {**meta, "video_key": video.key, "transcript": job.transcript, "reply": job.reply}
+        finished = finish_segment(job, video.key, speech_key, float(meta["video_seconds"]), store)
+        # The render's cache key goes in the event, so deleting the session deletes the cached render too.
+        return Outcome(summary={**finished.summary, "render_key": key}, segment=finished.segment,
+                       segment_data=finished.segment_data)
+    summary = {**meta, "video_key": video.key, "render_key": key, "transcript": job.transcript, "reply": job.reply}
     if job.cache_key:
         cache.put_media(job.cache_key, video_bytes, summary)
     return Outcome(summary=summary, payload=job.with_outputs(video_key=video.key))

@@ -56,7 +56,8 @@ def _transcribe(job: JobPayload) -> Outcome:
         raise PermanentError("the asr stage needs an audio artifact", code="bad_payload")
     settings = get_settings()
     store = ArtifactStore(settings.artifact_dir)
-    result, cached = cached_transcription(loaded(registry), result_cache(), job.audio_key,
+    backend, cache = loaded(registry), result_cache()
+    result, cached = cached_transcription(backend, cache, job.audio_key,
                                           store.path(job.audio_key), job.language,
                                           settings.limits.max_audio_seconds)
     waited = seconds_since_publication()
@@ -69,6 +70,8 @@ def _transcribe(job: JobPayload) -> Outcome:
         "language_probability": round(result.language_probability, 3),
         "voiced_seconds": round(result.speech_seconds, 3),
         "cache_hit": cached,
+        # Where the transcript is cached: deleting the session deletes that entry too.
+        "transcript_cache_key": backend.result_key(job.audio_key, job.language) if cache is not None else None,
     })
 
 
