@@ -1,20 +1,26 @@
 """The TTS task: the reply (chat) or the given text (speak) in, a WAV artifact and a timings artifact out.
 
-The job's voice and language pick the backend (``workers.tts.voices``); finished
-sentences come from and go to the phrase cache (``tts.phrase_cache_ttl_seconds``
-0 turns it off). The timings (``contracts.timings``) are stored as a JSON
-artifact whose key goes on the payload as ``timings_key``.
+The written text is read through the spoken-text front end (``to_spoken``) and
+said piece by piece (``workers.tts.speaking``). The job's voice and language pick
+the backend (``workers.tts.voices``); a run of another language goes to a voice of
+that language, and a text whose main language no voice speaks fails with
+``unsupported_language``. Finished pieces come from and go to the phrase cache
+(``tts.phrase_cache_ttl_seconds`` 0 turns it off). The timings
+(``contracts.timings``) are stored as a JSON artifact whose key goes on the
+payload as ``timings_key``; the event's ``spoken_text`` is what was said.
 
 A sentence segment of a streamed reply (``segment`` on the payload) speaks its
 ``segment_text`` with half the sentence pause before it and half after, padded
 to whole video frames: segments join without drift, and every seam falls in a
-pause where the mouth is closed (see ``workers.animation.segments``).
+pause where the mouth is closed (see ``workers.animation.segments``). A segment
+with nothing to say (which the coordinator and the LLM stage never cut) is that
+pause alone, so it cannot fail the job.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from celery import Task
@@ -24,13 +30,16 @@ from contracts.audio import pad_to_frames, wav_bytes
 from contracts.errors import PermanentError
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
+from contracts.text.spoken import Spoken, to_spoken
 from contracts.timings import encode_timings, timings_document
+from contracts.voices import languages_of
 from pipeline.app import app
 from pipeline.runner import Outcome, run_stage
 from pipeline.runtime import loaded
 from pipeline.stages import STAGES
-from workers.tts.base import registry
+from workers.tts.base import Speech, registry
 from workers.tts.phrases import PhraseCache
+from workers.tts.speaking import Voice, say
 from workers.tts.voices import VoiceCatalog
 
 _lock = threading.Lock()
@@ -54,13 +63,18 @@ def _synthesize(job: JobPayload) -> Outcome:
         text = job.segment_text
     else:
         text = job.reply if job.mode == "chat" else job.text
-    if not text or not text.strip():
-        raise PermanentError("there is no text to speak", code="empty_text")
+    language = job.language or job.detected_language
+    spoken = to_spoken(text or "", language)
     settings = get_settings()
     catalog, cache = _process_helpers(settings)
-    language = job.language or job.detected_language
     name = catalog.route(job.voice, language)
-    speech = loaded(registry, name).synthesize(text, voice=job.voice, language=language, cache=cache)
+    if spoken.has_speech:
+        _check_language(spoken, catalog)
+        speech = say(spoken, _voices(catalog, job.voice, language), settings.tts.sentence_pause_seconds, cache)
+    elif job.segment is not None:
+        speech = Speech(np.zeros(0, dtype=np.float32), settings.tts.sample_rate)
+    else:
+        raise PermanentError("there is no text to speak", code="empty_text")
     samples, timings = speech.samples, speech.timings
     if job.segment is not None:
         half = np.zeros(int(settings.tts.sentence_pause_seconds * speech.sample_rate / 2), dtype=np.float32)
@@ -73,7 +87,29 @@ def _synthesize(job: JobPayload) -> Outcome:
     timings_key = store.put_bytes(encode_timings(document), "json").key if document is not None else None
     output = job.with_outputs(speech_key=artifact.key, speech_seconds=round(seconds, 3), timings_key=timings_key)
     return Outcome(summary={"speech_key": artifact.key, "speech_seconds": round(seconds, 3),
-                            "timings_key": timings_key, "tts_backend": name}, payload=output)
+                            "timings_key": timings_key, "tts_backend": name, "spoken_text": spoken.text},
+                   payload=output)
+
+
+def _check_language(spoken: Spoken, catalog: VoiceCatalog) -> None:
+    """Refuse a text whose main language no voice speaks (a short run of one is said by the job's voice)."""
+    main = next(iter(spoken.languages), None)
+    if main is not None and not catalog.speaks(main):
+        supported = ", ".join(languages_of(catalog.voices())) or "(none)"
+        raise PermanentError(f"no installed voice speaks {main}; the voices speak {supported}",
+                             code="unsupported_language")
+
+
+def _voices(catalog: VoiceCatalog, voice: str | None, language: str | None) -> Callable[[str], Voice]:
+    """The voice for each language of the text, its backend loaded (``VoiceCatalog.route_language``)."""
+    chosen: dict[str, Voice] = {}
+
+    def voice_for(run: str) -> Voice:
+        if run not in chosen:
+            name, voice_name = catalog.route_language(voice, language, run)
+            chosen[run] = Voice(loaded(registry, name), voice_name)
+        return chosen[run]
+    return voice_for
 
 
 @app.task(name=STAGES["tts"].task, bind=True)
