@@ -3,8 +3,10 @@
 ``JobService.submit`` runs after the request passed admission checks: it stores
 the inputs, answers from the video cache when it can (publishing nothing),
 otherwise writes the job row and publishes the first stage. A streamed ``speak``
-job is cut into sentences here and each sentence's TTS subtask is published
-(``pipeline.dispatch.publish_sentences``). ``JobService.cancel`` stops a job's
+job is cut into sentences here (``speech_sentences``: each says something, so a
+pause or an emoji is never a segment of its own) and each sentence's TTS subtask
+is published (``pipeline.dispatch.publish_sentences``). The job row keeps the
+written text and, beside it, what is said of it (``spoken_text``). ``JobService.cancel`` stops a job's
 remaining subtasks. Blocking; the API calls these through ``asyncio.to_thread``.
 
 A request's cache key covers its inputs and the offers of the stages of its
@@ -26,7 +28,7 @@ from cache.store import Cache
 from contracts.artifacts import ArtifactStore
 from contracts.payload import JobPayload, Mode, Turn, plan_for
 from contracts.settings import Settings
-from contracts.text.sentences import split_sentences
+from contracts.text.spoken import speech_sentences, to_spoken
 from coordinator.errors import ApiError
 from coordinator.personas import resolve_persona
 from coordinator.store.models import ArtifactRow, JobRow
@@ -112,8 +114,12 @@ class JobService:
             key = request_key(req.mode, portrait_key, audio_key or req.text or "",
                               {"language": req.language, "voice": voice, "stream": stream,
                                "system_prompt": persona.system_prompt, "face": req.face_index}, history, digests)
+        sentences = speech_sentences(req.text or "", req.language) if stream and req.mode == "speak" else None
+        spoken_text = None
+        if req.mode == "speak" and req.text is not None:
+            spoken_text = " ".join(to_spoken(part, req.language).text for part in sentences or [req.text])
         job = JobRow(id=job_id, session_id=session_id, mode=req.mode, status="queued", text=req.text,
-                     language=req.language, voice=voice, portrait_key=portrait_key,
+                     spoken_text=spoken_text, language=req.language, voice=voice, portrait_key=portrait_key,
                      audio_key=audio_key, cache_key=key)
 
         hit = self.cache.get_media(key) if key is not None else None
@@ -129,9 +135,8 @@ class JobService:
                              face_index=req.face_index, history=[Turn(**t) for t in history],  # type: ignore[arg-type]
                              stream=stream, system_prompt=persona.system_prompt)
         try:
-            if stream and req.mode == "speak":
-                sentences = split_sentences(payload.text or "", payload.language) or [payload.text or ""]
-                publish_sentences(payload, sentences, self.settings)
+            if sentences is not None:
+                publish_sentences(payload, sentences or [payload.text or ""], self.settings)
             else:
                 publish_stage(payload, self.settings)
         except Exception as e:
@@ -163,6 +168,7 @@ class JobService:
         stored = self.artifacts.put_bytes(video, "mp4")
         job.status, job.cached, job.video_key = "succeeded", True, stored.key
         job.transcript, job.reply = meta.get("transcript"), meta.get("reply")
+        job.spoken_reply = to_spoken(job.reply, job.language).text if job.reply else None
         job.video_seconds = meta.get("video_seconds")
         job.finished_at = datetime.now(timezone.utc)
         self.store.create_job(job, [], inputs + [ArtifactRow(key=stored.key, kind="video", size=stored.size)])
