@@ -20,7 +20,7 @@ pause alone, so it cannot fail the job.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from celery import Task
@@ -64,13 +64,12 @@ def _synthesize(job: JobPayload) -> Outcome:
     else:
         text = job.reply if job.mode == "chat" else job.text
     language = job.language or job.detected_language
-    spoken = to_spoken(text or "", language)
     settings = get_settings()
     catalog, cache = _process_helpers(settings)
-    name = catalog.route(job.voice, language)
+    spoken = to_spoken(text or "", language)
+    name = catalog.route(job.voice, spoken.language)
     if spoken.has_speech:
-        _check_language(spoken, catalog)
-        speech = say(spoken, _voices(catalog, job.voice, language), settings.tts.sentence_pause_seconds, cache)
+        speech = speak(spoken, catalog, job.voice, cache)
     elif job.segment is not None:
         speech = Speech(np.zeros(0, dtype=np.float32), settings.tts.sample_rate)
     else:
@@ -91,25 +90,23 @@ def _synthesize(job: JobPayload) -> Outcome:
                    payload=output)
 
 
-def _check_language(spoken: Spoken, catalog: VoiceCatalog) -> None:
-    """Refuse a text whose main language no voice speaks (a short run of one is said by the job's voice)."""
+def speak(spoken: Spoken, catalog: VoiceCatalog, voice: str | None, cache: PhraseCache | None = None) -> Speech:
+    """What the stage says for ``spoken``: each language by a voice of it (``VoiceCatalog.route_language``),
+    the backends loaded in this process. A text whose main language no voice speaks is refused
+    (``unsupported_language``); a short run of one is said by the job's voice."""
     main = next(iter(spoken.languages), None)
     if main is not None and not catalog.speaks(main):
         supported = ", ".join(languages_of(catalog.voices())) or "(none)"
         raise PermanentError(f"no installed voice speaks {main}; the voices speak {supported}",
                              code="unsupported_language")
-
-
-def _voices(catalog: VoiceCatalog, voice: str | None, language: str | None) -> Callable[[str], Voice]:
-    """The voice for each language of the text, its backend loaded (``VoiceCatalog.route_language``)."""
     chosen: dict[str, Voice] = {}
 
     def voice_for(run: str) -> Voice:
         if run not in chosen:
-            name, voice_name = catalog.route_language(voice, language, run)
+            name, voice_name = catalog.route_language(voice, spoken.language, run)
             chosen[run] = Voice(loaded(registry, name), voice_name)
         return chosen[run]
-    return voice_for
+    return say(spoken, voice_for, catalog.settings.tts.sentence_pause_seconds, cache)
 
 
 @app.task(name=STAGES["tts"].task, bind=True)
