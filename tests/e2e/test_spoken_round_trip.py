@@ -1,7 +1,7 @@
 """Written text through the TTS stage's real voices and back through Whisper base: markup and symbols are not
 heard, numbers, dates and prices are heard as such, each language of a mixed text is spoken.
 
-The TTS side is the stage's own (``workers.tts.tasks.speak``: the front end, the routing of each language to its
+The TTS side is the stage's own (``VoiceCatalog.say``: the front end, the routing of each language to its
 voice, the pauses). Whisper writes numbers as digits ("January 2nd, 2025", "$3.50", "2025年1月2日"), so the
 checks look for those, and for the names of what must not be read aloud. Piper's voice varies from run to run:
 each English check runs on three takes. Whisper base is weak in Mandarin: what is checked there is robust (the
@@ -20,7 +20,6 @@ from contracts.text.spoken import to_spoken
 from workers.asr.base import SAMPLE_RATE, ASRBackend
 from workers.asr.base import registry as asr_registry
 from workers.tts.base import Speech
-from workers.tts.tasks import speak
 from workers.tts.voices import VoiceCatalog
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +61,7 @@ def hear(whisper: ASRBackend, speech: Speech) -> tuple[str, str]:
 @pytest.mark.parametrize("take", range(3))
 def test_english_markup_numbers_dates_prices_and_a_url(catalog: VoiceCatalog, whisper: ASRBackend,
                                                        take: int) -> None:
-    heard, language = hear(whisper, speak(to_spoken(ENGLISH, "en"), catalog, None))
+    heard, language = hear(whisper, catalog.say(to_spoken(ENGLISH, "en"), None))
     said = heard.lower()
     print(f"\ntake {take}: {heard!r}")
     assert language == "en"
@@ -75,7 +74,7 @@ def test_english_markup_numbers_dates_prices_and_a_url(catalog: VoiceCatalog, wh
 
 
 def test_mandarin_markup_numbers_dates_prices_and_a_url(catalog: VoiceCatalog, whisper: ASRBackend) -> None:
-    heard, language = hear(whisper, speak(to_spoken(MANDARIN, "zh"), catalog, None))
+    heard, language = hear(whisper, catalog.say(to_spoken(MANDARIN, "zh"), None))
     said = heard.translate(TRADITIONAL).replace(" ", "")
     print(f"\n{heard!r}")
     assert language == "zh"
@@ -88,9 +87,9 @@ def test_mandarin_markup_numbers_dates_prices_and_a_url(catalog: VoiceCatalog, w
 
 def test_each_language_of_a_mixed_text_is_spoken(catalog: VoiceCatalog) -> None:
     """Nothing is dropped: the mixed text lasts as long as its Mandarin and its English said apart."""
-    whole = speak(to_spoken("我喜欢喝咖啡。Coffee is my favourite drink in the morning.", "zh"), catalog, None)
-    mandarin = speak(to_spoken("我喜欢喝咖啡。", "zh"), catalog, None)
-    english = speak(to_spoken("Coffee is my favourite drink in the morning.", "en"), catalog, None)
+    whole = catalog.say(to_spoken("我喜欢喝咖啡。Coffee is my favourite drink in the morning.", "zh"), None)
+    mandarin = catalog.say(to_spoken("我喜欢喝咖啡。", "zh"), None)
+    english = catalog.say(to_spoken("Coffee is my favourite drink in the morning.", "en"), None)
     pause = catalog.settings.tts.sentence_pause_seconds
     apart = mandarin.seconds + english.seconds + pause - 0.1  # one pair of 50 ms edges fewer
     print(f"\nmixed {whole.seconds:.2f} s; Mandarin {mandarin.seconds:.2f} s + English {english.seconds:.2f} s")

@@ -1,12 +1,14 @@
-"""From one backend output per sentence to the speech the farm hands on.
+"""From one backend output per piece of spoken text to the speech the farm hands on.
 
-Each sentence is trimmed to its speech (so every backend's pauses are the same),
-resampled to ``tts.sample_rate``, brought to ``tts.loudness_dbfs`` with peaks
-limited to ``tts.peak_dbfs``, and given timings: the backend's phoneme
-alignments where it has them, otherwise word timings estimated by spreading the
-sentence's words over its speech in proportion to their length. ``join`` puts
-the pieces one after another, each followed by its silence (``workers.tts.speaking``
-says how long: the sentence pause, or the pause the text asks for).
+A piece is a sentence, or the part of one between two pauses or in one language
+(``workers.tts.speaking``). Each is trimmed to its speech (so every backend's
+pauses are the same), resampled to ``tts.sample_rate``, brought to
+``tts.loudness_dbfs`` with peaks limited to ``tts.peak_dbfs``, and given
+timings: the backend's phoneme alignments where it has them, otherwise word
+timings estimated by spreading the piece's words over its speech in proportion
+to their length. ``join`` puts the pieces one after another, each followed by
+its silence (``workers.tts.speaking`` says how long: the sentence pause, or the
+pause the text asks for).
 """
 
 from __future__ import annotations

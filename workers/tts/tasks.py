@@ -30,16 +30,13 @@ from contracts.audio import pad_to_frames, wav_bytes
 from contracts.errors import PermanentError
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
-from contracts.text.spoken import Spoken, to_spoken
+from contracts.text.spoken import to_spoken
 from contracts.timings import encode_timings, timings_document
-from contracts.voices import languages_of
 from pipeline.app import app
 from pipeline.runner import Outcome, run_stage
-from pipeline.runtime import loaded
 from pipeline.stages import STAGES
-from workers.tts.base import Speech, registry
+from workers.tts.base import Speech
 from workers.tts.phrases import PhraseCache
-from workers.tts.speaking import Voice, say
 from workers.tts.voices import VoiceCatalog
 
 _lock = threading.Lock()
@@ -69,7 +66,7 @@ def _synthesize(job: JobPayload) -> Outcome:
     spoken = to_spoken(text or "", language)
     name = catalog.route(job.voice, spoken.language)
     if spoken.has_speech:
-        speech = speak(spoken, catalog, job.voice, cache)
+        speech = catalog.say(spoken, job.voice, cache)
     elif job.segment is not None:
         speech = Speech(np.zeros(0, dtype=np.float32), settings.tts.sample_rate)
     else:
@@ -88,25 +85,6 @@ def _synthesize(job: JobPayload) -> Outcome:
     return Outcome(summary={"speech_key": artifact.key, "speech_seconds": round(seconds, 3),
                             "timings_key": timings_key, "tts_backend": name, "spoken_text": spoken.text},
                    payload=output)
-
-
-def speak(spoken: Spoken, catalog: VoiceCatalog, voice: str | None, cache: PhraseCache | None = None) -> Speech:
-    """What the stage says for ``spoken``: each language by a voice of it (``VoiceCatalog.route_language``),
-    the backends loaded in this process. A text whose main language no voice speaks is refused
-    (``unsupported_language``); a short run of one is said by the job's voice."""
-    main = next(iter(spoken.languages), None)
-    if main is not None and not catalog.speaks(main):
-        supported = ", ".join(languages_of(catalog.voices())) or "(none)"
-        raise PermanentError(f"no installed voice speaks {main}; the voices speak {supported}",
-                             code="unsupported_language")
-    chosen: dict[str, Voice] = {}
-
-    def voice_for(run: str) -> Voice:
-        if run not in chosen:
-            name, voice_name = catalog.route_language(voice, spoken.language, run)
-            chosen[run] = Voice(loaded(registry, name), voice_name)
-        return chosen[run]
-    return say(spoken, voice_for, catalog.settings.tts.sentence_pause_seconds, cache)
 
 
 @app.task(name=STAGES["tts"].task, bind=True)

@@ -14,11 +14,10 @@ submission. ``route`` picks the backend of one job:
    backend through ``tts.backend_for_language``;
 3. otherwise ``tts.backend``.
 
-A text in several languages is said run by run (``workers.tts.speaking``):
+``say`` says a text in several languages run by run (``workers.tts.speaking``):
 ``route_language`` picks the voice of each run, the job's own where it speaks the
-run's language, else a voice of that language; ``speaks`` says whether any
-configured voice speaks a language at all (the stage refuses a text whose main
-language none does, with ``unsupported_language``).
+run's language, else a voice of that language; a text whose main language no
+configured voice speaks (``speaks``) is refused with ``unsupported_language``.
 """
 
 from __future__ import annotations
@@ -31,9 +30,12 @@ from typing import Any
 from contracts.errors import PermanentError, StageError
 from contracts.settings import Settings
 from contracts.text.sentences import primary_language
-from contracts.text.spoken import FRONTEND_VERSION
+from contracts.text.spoken import FRONTEND_VERSION, Spoken
 from contracts.voices import VoiceInfo, backend_for_language, find_voice, languages_of
-from workers.tts.base import registry
+from pipeline.runtime import loaded
+from workers.tts.base import Speech, registry
+from workers.tts.phrases import PhraseCache
+from workers.tts.speaking import Voice, say
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,23 @@ class VoiceCatalog:
     def speaks(self, language: str) -> bool:
         """Whether any configured voice speaks ``language`` (a primary subtag: "zh")."""
         return language in languages_of(self.voices())
+
+    def say(self, spoken: Spoken, voice: str | None, cache: PhraseCache | None = None) -> Speech:
+        """Say ``spoken`` (``workers.tts.speaking.say``), each language by a voice of it, the backends loaded
+        in this process. A text whose main language no voice speaks is refused (``unsupported_language``)."""
+        main = next(iter(spoken.languages), None)
+        if main is not None and not self.speaks(main):
+            supported = ", ".join(languages_of(self.voices())) or "(none)"
+            raise PermanentError(f"no installed voice speaks {main}; the voices speak {supported}",
+                                 code="unsupported_language")
+        chosen: dict[str, Voice] = {}
+
+        def voice_for(run: str) -> Voice:
+            if run not in chosen:
+                name, voice_name = self.route_language(voice, spoken.language, run)
+                chosen[run] = Voice(loaded(registry, name), voice_name)
+            return chosen[run]
+        return say(spoken, voice_for, self.settings.tts.sentence_pause_seconds, cache)
 
     def route_language(self, voice: str | None, language: str | None, run: str) -> tuple[str, str | None]:
         """The backend and voice that say a run of text in language ``run`` of a job with this voice and language.
