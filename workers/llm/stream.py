@@ -3,9 +3,10 @@
 The peers render the whole reply, then play it. Here the LLM task cuts the reply
 into sentences as the tokens arrive (``workers.llm.text.ReplySentences``: each
 says something, so an ellipsis, a "?!" or an emoji is never a segment of its
-own) and publishes each as its own TTS subtask (``pipeline.dispatch.segment_payload``),
-numbered, on the normal queues, under the job and session IDs; TTS and animation
-render it as one segment of the video (``workers.animation.segments``). When the reply is written, the task's
+own) and publishes each as its own TTS subtask
+(``pipeline.dispatch.segment_payload``), numbered, on the normal queues, under
+the job and session IDs; TTS and animation render it as one segment of the
+video (``workers.animation.segments``). When the reply is written, the task's
 ``Outcome`` says how many segments there are, and the runner records the count
 in the ledger, which decides when the job's segments can be assembled.
 """

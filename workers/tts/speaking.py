@@ -1,19 +1,19 @@
 """What the TTS stage says for a written text, piece by piece, and which voice says each piece.
 
 Every backend speaks through here. ``to_spoken`` (``contracts.text``) turns the
-written text into what is said, with its pauses; ``pieces`` cuts that into what
-one backend call speaks:
+written text into what is said, with its pauses; that is cut into what one
+backend call speaks:
 
-1. at every sentence end, with ``tts.sentence_pause_seconds`` of silence after it,
-   or the pause the text asks for there when that is longer ("Hello... How are
-   you?": the ellipsis' 0.4 s);
-2. at every pause inside a sentence ("Wait... what?", "Fine — thanks"), with
-   that pause's silence after it;
-3. into runs of one language (``Spoken.spans``), so that "我喜欢iPhone" can go
-   to two voices.
+1. ``phrases``: at every sentence end, with ``tts.sentence_pause_seconds`` of
+   silence after it, or the pause the text asks for there when that is longer
+   ("Hello. ... How are you?": the ellipsis' 0.4 s);
+2. ``phrases``: at every pause inside a sentence ("Wait... what?", "Fine —
+   thanks"), with that pause's silence after it;
+3. ``say``: into runs of one language (``Spoken.spans``), so that "我喜欢iPhone"
+   can go to two voices.
 
-``say`` has each piece spoken by the voice that ``voice_for`` picks for its
-language; neighbouring spans of one voice in one phrase are one call (a voice
+``say`` has each run spoken by the voice that ``voice_for`` picks for its
+language; neighbouring runs of one voice in one phrase are one call (a voice
 that speaks both languages says the phrase whole). ``TTSBackend.speak`` finishes
 each piece (trimmed, resampled, levelled) or serves it from the phrase cache,
 keyed by what is said; ``workers.tts.finish.join`` joins them with their
