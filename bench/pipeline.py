@@ -1,6 +1,6 @@
 """Time to first segment and time to final video, with sentence streaming on and off, on the real farm.
 
-    .venv/bin/python -m bench.pipeline [--runs 3]
+    .venv/bin/python -m bench.pipeline [--runs 3] [--modes speak,chat]
 
 Starts a private farm (as the tests do; phrase, ASR and FAQ caches off so that
 no run is served from an earlier one), then for ``speak`` requests of 1, 3 and 6
@@ -78,6 +78,7 @@ def run_once(client: httpx.Client, portrait: bytes, mode: str, text: str, stream
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modes", default="speak,chat", help="comma-separated: speak, chat")
     args = parser.parse_args()
     prepare_models(Settings())
     portrait = (DATA / "portrait.png").read_bytes()
@@ -90,7 +91,10 @@ def main() -> None:
             with farm.client(timeout=600) as client:
                 run_once(client, portrait, "speak", "Warming up the farm.", True)  # first-use costs out of the way
                 name_index = 0
+                modes = args.modes.split(",")
                 for mode, texts in (("speak", SPEAK), ("chat", CHAT)):
+                    if mode not in modes:
+                        continue
                     for sentences, template in texts.items():
                         for stream in (True, False):
                             runs = []

@@ -4,11 +4,16 @@
 
 Each sentence is normalised ``--runs`` times after a warm-up; the table shows the
 median and the 95th percentile in microseconds per call, by kind of sentence
-(plain, full of numbers, dates and prices, full of Markdown, mixed languages).
-The front end runs once per segment before TTS, so the figure to compare is the
-first-segment latency of a ``speak`` job (about 0.4 s, BENCHMARKS.md). The time to
-import the package (num2words, cn2an and markdown-it-py included) is printed too:
-a worker pays it once, at start. Results are written to bench/results/text_frontend.json.
+(plain, full of numbers, dates and prices, full of Markdown, mixed languages),
+and the median of all the TTS stage reads of a sentence before any backend runs
+("stage µs": ``to_spoken``, the cut into phrases at sentence ends and pauses, the
+runs of one language; ``workers.tts.speaking``). The front end runs once per
+segment before TTS, so the figure to compare is the first-segment latency of a
+``speak`` job (about 0.4 s, BENCHMARKS.md). Also timed: what the coordinator does
+at submit of the six-sentence ``speak`` text of ``bench.pipeline`` (the checks,
+the cut into segments, the spoken text). The time to import the package
+(num2words, cn2an and markdown-it-py included) is printed too: a worker pays it
+once, at start. Results are written to bench/results/text_frontend.json.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from contracts.text.spoken import to_spoken
+from bench.pipeline import SPEAK
+from contracts.text.spoken import Spoken, speech_sentences, to_spoken
+from workers.tts.speaking import phrases
 
 FIRST_SEGMENT_S = 0.4
 SENTENCES = {
@@ -60,15 +67,28 @@ SENTENCES = {
 RESULTS = Path(__file__).parent / "results"
 
 
-def time_sentence(text: str, language: str, runs: int) -> list[float]:
-    """Microseconds of each of ``runs`` calls of ``to_spoken(text, language)`` after one warm-up."""
-    to_spoken(text, language)
+def time_calls(call: Callable[[], object], runs: int) -> list[float]:
+    """Microseconds of each of ``runs`` calls of ``call`` after one warm-up."""
+    call()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        to_spoken(text, language)
+        call()
         times.append((time.perf_counter() - start) * 1e6)
     return times
+
+
+def stage_reading(text: str, language: str) -> None:
+    """What the TTS stage reads of a sentence before a backend runs (``workers.tts.speaking.say``)."""
+    spoken = to_spoken(text, language)
+    for phrase, _ in phrases(spoken, 0.25):
+        Spoken(phrase, spoken.language).spans()
+
+
+def submit_reading(text: str) -> None:
+    """What the coordinator reads of a streamed ``speak`` text at submit (``coordinator.admission``, ``.jobs``)."""
+    to_spoken(text, "en")
+    " ".join(to_spoken(part, "en").text for part in speech_sentences(text, "en"))
 
 
 def import_seconds() -> float:
@@ -87,24 +107,28 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     for (language, kind), sentences in SENTENCES.items():
-        times = [t for sentence in sentences for t in time_sentence(sentence, language, args.runs)]
-        times.sort()
+        times = sorted(t for s in sentences for t in time_calls(lambda: to_spoken(s, language), args.runs))
+        stage = [t for s in sentences for t in time_calls(lambda: stage_reading(s, language), args.runs)]
         rows.append({
             "language": language, "kind": kind, "sentences": len(sentences),
             "chars": round(statistics.mean(len(s) for s in sentences)),
             "median_us": round(statistics.median(times), 1), "p95_us": round(times[int(0.95 * len(times))], 1),
+            "stage_median_us": round(statistics.median(stage), 1),
         })
+    submit_us = statistics.median(time_calls(lambda: submit_reading(SPEAK[6].format(name="Anna")), args.runs // 10))
     cold = import_seconds()
     print(f"{args.runs} runs per sentence; microseconds per call")
-    print(f"{'language':<8} {'kind':<9} {'chars':>5} {'median µs':>10} {'p95 µs':>8} {'of 0.4 s':>9}")
+    print(f"{'language':<8} {'kind':<9} {'chars':>5} {'median µs':>10} {'p95 µs':>8} {'stage µs':>9} {'of 0.4 s':>9}")
     for row in rows:
-        share = row["median_us"] / 1e6 / FIRST_SEGMENT_S
+        share = row["stage_median_us"] / 1e6 / FIRST_SEGMENT_S
         print(f"{row['language']:<8} {row['kind']:<9} {row['chars']:>5} {row['median_us']:>10.1f} "
-              f"{row['p95_us']:>8.1f} {share:>9.3%}")
+              f"{row['p95_us']:>8.1f} {row['stage_median_us']:>9.1f} {share:>9.3%}")
+    print(f"coordinator, submit of the six-sentence speak text: {submit_us:.0f} µs")
     print(f"import and first two calls in a fresh process: {cold:.3f} s (once per worker)")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "text_frontend.json").write_text(json.dumps(
-        {"runs": args.runs, "import_and_first_calls_s": round(cold, 4), "rows": rows}, indent=2) + "\n")
+        {"runs": args.runs, "import_and_first_calls_s": round(cold, 4), "speak_submit_us": round(submit_us, 1),
+         "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

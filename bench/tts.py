@@ -5,9 +5,10 @@
 Backends: Piper and flite, and coqui when coqui-tts imports and
 ``TALKFARM_TTS__COQUI__MODEL`` names a model folder. For each backend and each
 text (about 2 s, 5 s and 15 s of speech) the backend is warmed up once, then
-timed ``--runs`` times through the stage's whole pipeline (sentence splitting,
-synthesis per sentence, trimming, resampling to ``tts.sample_rate``, loudness
-normalisation, timings; no phrase cache); the table shows medians. The
+timed ``--runs`` times through the stage's whole pipeline (the spoken-text front
+end, the cut into sentences and pauses, synthesis per piece, trimming, resampling
+to ``tts.sample_rate``, loudness normalisation, timings; no phrase cache); the
+table shows medians. The
 real-time factor is synthesis time / audio time (below 1: faster than real time).
 "First sentence" is the time to speak only the first sentence of the long text,
 what a streaming reply waits before its first audio. Results are written

@@ -1,8 +1,8 @@
 """Admission: checking a job request before anything is stored or published.
 
-Everything here is blocking (image and audio decoding) and is called through
-``asyncio.to_thread``. Each refusal is an ``ApiError`` with a code a client can
-act on.
+Everything here is blocking (image and audio decoding, reading text through the
+spoken-text front end) and is called through ``asyncio.to_thread``. Each refusal
+is an ``ApiError`` with a code a client can act on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from contracts.catalog import StageOffer
 from contracts.errors import PermanentError
 from contracts.payload import Mode
 from contracts.settings import LimitSettings
-from contracts.voices import backend_for_language, find_voice
+from contracts.text.sentences import primary_language
+from contracts.text.spoken import languages_in, to_spoken
+from contracts.voices import backend_for_language, find_voice, languages_of
 from coordinator.errors import ApiError
 
 MODES: tuple[Mode, ...] = ("chat", "speak", "lipsync")
@@ -88,6 +90,38 @@ def check_voice(voice: str, language: str | None, tts: StageOffer | None) -> str
         raise ApiError(422, "unknown_voice",
                        f"unknown voice {voice!r}; GET /v1/voices lists them: {', '.join(names[:20]) or '(none)'}")
     return voice
+
+
+def check_speech(mode: Mode, text: str | None, language: str | None, tts: StageOffer | None) -> None:
+    """What the TTS stage will be asked to say must be sayable by the voices of ``tts`` (its published offer).
+
+    A ``speak`` text with nothing to say once normalised ("...", emoji only) is ``nothing_to_say``.
+    ``unsupported_language`` names the languages the voices speak, when no voice speaks: the
+    request's ``language``; any language of a ``speak`` text; the main language of a typed ``chat``
+    question (the model answers in the language it is asked in, and a reply in a language no voice
+    speaks could not be said; a question quoting a word of another language is fine). Before any
+    TTS worker has published its offer the languages cannot be checked here; the TTS stage then
+    refuses a text whose main language it cannot speak itself.
+    """
+    if mode == "lipsync":
+        return
+    spoken = to_spoken(text, language) if mode == "speak" and text is not None else None
+    if spoken is not None and not spoken.has_speech:
+        raise ApiError(422, "nothing_to_say", "`text` has nothing to say once read aloud "
+                                              "(only punctuation, symbols, emoji or code)")
+    if tts is None:
+        return
+    supported = languages_of(tts.voices)
+    asked = [primary_language(language) or language] if language else []
+    if spoken is not None:
+        asked += spoken.languages
+    elif text is not None:
+        asked += languages_in(text)[:1]
+    missing = [tag for tag in dict.fromkeys(asked) if tag not in supported]
+    if missing:
+        raise ApiError(422, "unsupported_language",
+                       f"no installed voice speaks {', '.join(missing)}; the voices speak "
+                       f"{', '.join(supported) or '(none)'} (GET /v1/voices)")
 
 
 def check_text(text: str | None, limits: LimitSettings) -> str | None:

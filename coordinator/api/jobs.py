@@ -95,9 +95,10 @@ async def submit_job(
     clean_text = admission.check_text(text, limits)
     admission.check_inputs(checked_mode, audio is not None, clean_text)
     face_index = admission.check_face(face)
+    tts = await asyncio.to_thread(state.catalog.offer, "tts")
     if voice:
-        tts = await asyncio.to_thread(state.catalog.offer, "tts")
         admission.check_voice(voice, language, tts)
+    await asyncio.to_thread(admission.check_speech, checked_mode, clean_text, language or None, tts)
 
     portrait_bytes, portrait_ext = None, "bin"
     if portrait is not None:  # else the avatar's, or the session's avatar

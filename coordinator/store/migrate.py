@@ -72,8 +72,17 @@ def _v5_keys_and_owners(engine: Engine) -> None:
                 conn.execute(text(f"CREATE INDEX ix_{table}_owner_id ON {table} (owner_id)"))
 
 
+def _v6_spoken_forms(engine: Engine) -> None:
+    """jobs.spoken_text and jobs.spoken_reply: what is said of the written text and reply."""
+    have = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    with engine.begin() as conn:
+        for column in ("spoken_text", "spoken_reply"):
+            if column not in have:
+                conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {column} TEXT"))
+
+
 MIGRATIONS: list[Callable[[Engine], None]] = [_v1_initial, _v2_language_probability, _v3_personas_and_avatars,
-                                              _v4_reliability, _v5_keys_and_owners]
+                                              _v4_reliability, _v5_keys_and_owners, _v6_spoken_forms]
 CURRENT_VERSION = len(MIGRATIONS)
 
 

@@ -86,6 +86,10 @@ class JobRow(Base):
     detected_language: Mapped[str | None] = mapped_column(String(16))
     detected_language_probability: Mapped[float | None] = mapped_column(Float)
     reply: Mapped[str | None] = mapped_column(Text)
+    # What is said of ``text`` (speak) and of ``reply`` (chat), through the spoken-text front end; users read
+    # the written ones.
+    spoken_text: Mapped[str | None] = mapped_column(Text)
+    spoken_reply: Mapped[str | None] = mapped_column(Text)
     portrait_key: Mapped[str] = mapped_column(String(80))
     audio_key: Mapped[str | None] = mapped_column(String(80))
     speech_key: Mapped[str | None] = mapped_column(String(80))

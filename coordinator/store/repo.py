@@ -339,7 +339,7 @@ def _apply_to_stage(run: StageRunRow, ev: JobEvent, at: datetime) -> None:
 
 _JOB_FIELDS = {
     "transcript": "transcript", "language": "detected_language",
-    "language_probability": "detected_language_probability", "reply": "reply",
+    "language_probability": "detected_language_probability", "reply": "reply", "spoken_reply": "spoken_reply",
     "speech_key": "speech_key", "speech_seconds": "speech_seconds",
     "video_key": "video_key", "video_seconds": "video_seconds",
 }

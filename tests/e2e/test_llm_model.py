@@ -21,12 +21,13 @@ import pytest
 from contracts.errors import ModelMissingError
 from contracts.payload import Turn
 from contracts.settings import LLMSettings, Settings
+from contracts.text.spoken import to_spoken
 from coordinator.store.repo import JobStore, make_engine
 from tests.farm import Farm
 from workers.llm import prepare as llm_prepare
 from workers.llm.backends.transformers_llm import TransformersLLM
 from workers.llm.base import GenerationOptions, registry
-from workers.llm.text import build_messages, clean_reply
+from workers.llm.text import build_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +109,7 @@ def test_absolute_model_path(llm_settings: Settings, tmp_path) -> None:
 
 def test_answers_in_english(llm: TransformersLLM) -> None:
     reply = ask(llm, "How are you today?")
-    spoken = clean_reply(reply)
+    spoken = to_spoken(reply, "en").text
     assert spoken, reply
     words = set(re.findall(r"[a-z']+", spoken.lower()))
     assert words & ENGLISH_WORDS, reply

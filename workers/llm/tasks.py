@@ -1,5 +1,7 @@
-"""The LLM task: the session's trimmed history and the question in, a speakable reply out.
+"""The LLM task: the session's trimmed history and the question in, a reply out.
 
+The reply stays as the model wrote it (users read it); the event says what is
+spoken of it too (``spoken_reply``, through the front end of ``contracts.text``).
 In a streamed job (``stream`` on the payload) each sentence of the reply is handed
 on to its own TTS subtask as soon as the model has written it
 (``workers.llm.stream.stream_reply``); a FAQ-cache answer is handed on the same way.
@@ -13,6 +15,7 @@ from celery import Task
 
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
+from contracts.text.spoken import to_spoken
 from pipeline.app import app
 from pipeline.runner import Outcome, run_stage
 from pipeline.runtime import loaded
@@ -30,9 +33,12 @@ def _reply(job: JobPayload) -> Outcome:
     from_cache = reply is not None
     if job.stream:
         return _streamed(job, backend, prompt, reply, settings)
+    language = job.language or job.detected_language
     if reply is None:
-        reply = finish_reply(backend.reply(prompt.messages, prompt.options), prompt, settings)
-    return Outcome(summary={"reply": reply, "faq_cache": from_cache}, payload=job.with_outputs(reply=reply))
+        reply = finish_reply(backend.reply(prompt.messages, prompt.options), prompt, settings, language)
+    spoken = to_spoken(reply, language).text
+    return Outcome(summary={"reply": reply, "spoken_reply": spoken, "faq_cache": from_cache},
+                   payload=job.with_outputs(reply=reply))
 
 
 def _streamed(job: JobPayload, backend: LLMBackend, prompt: Prompt, cached: str | None,

@@ -1,126 +1,124 @@
-"""Reply text helpers: the prompt window going in, speakable sentences coming out.
+"""Reply text helpers: the prompt window going in, the model's leftovers coming out.
 
-Small chat models answer in markdown, add emoji, prefix "Assistant:" and stop
-mid-sentence when ``max_new_tokens`` runs out. Text-to-speech reads all of that
-aloud, so ``clean_reply`` turns raw model output into a few plain sentences.
 ``build_messages`` keeps the prompt short: the system prompt, a trimmed window
 of the session history and the new user message; ``fit_to_budget`` then drops
-the oldest exchanges until the prompt fits a token budget.
+the oldest exchanges until the prompt fits a token budget. On the way out,
+``strip_template_tokens`` and ``strip_role_prefix`` take away what a small chat
+model writes that is not part of its answer (``<|im_end|>``, "Assistant:").
+Everything else of the reply stays as written (Markdown, emoji): users read it
+as the model wrote it, and the spoken-text front end (``contracts.text``)
+decides what of it is said.
+
+``ReplySentences`` cuts the reply, streamed or not, into the sentences that are
+spoken (``contracts.text.spoken.SentenceStream``: each says something, so an
+ellipsis, a "?!" or an emoji is never a segment of its own); at most
+``max_sentences`` are kept, and an unfinished last sentence (the token budget ran
+out) is dropped when a finished one came before it (``is_complete`` judges a
+sentence by what is said of it).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Callable, Sequence
 
 from contracts.payload import Turn
-from contracts.text.sentences import split_sentences  # also re-exported: it lives in contracts.text.sentences
+from contracts.text.spoken import SentenceStream, to_spoken
 
 # A chat-template token, with the role name that follows "<|im_start|>".
-_SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>(?:(?:assistant|user|system)\b)?")
-_CODE_FENCE = re.compile(r"```.*?(```|$)", re.S)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^>]{0,200}>")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_ITALIC_STAR = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-_ITALIC_UNDERSCORE = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
-_INLINE_CODE = re.compile(r"`([^`\n]*)`")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*")
-_QUOTE = re.compile(r"^\s{0,3}(?:>\s?)+")
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022\u00b7\u25aa\u25ba\u2023\u25e6]|\(?\d{1,3}[.)]|[a-zA-Z][.)](?=\s))\s+")
-_RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$")
-_ROLE_PREFIX = re.compile(r"^\s*(?:assistant|ai|bot|a|response|answer|reply)\s*:\s*", re.I)
-_JUNK = re.compile(r"[*_#`~|<>\[\]{}\\^]+")
-_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\"\s*\"")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:%)\u2026])")
-_TERMINAL = re.compile(r"(?:[.!?\u2026]|[\u3002\uff01\uff1f])[\"'\u201d\u2019)\]]*$")
-
-# Emoji pieces that are not in a symbol category: variation selectors, keycap, tags.
-_EMOJI_MARKS = frozenset({0x200D, 0x20E3, *range(0xFE00, 0xFE10), *range(0xE0020, 0xE0080)})
-_DROPPED_CATEGORIES = frozenset({"So", "Sk", "Co", "Cn", "Cs", "Cf", "Me"})
+_TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>(?:(?:assistant|user|system)\b)?")
+_TOKEN_CHARS = 53  # the longest token the pattern takes, with its role name
+_ROLES = ("assistant", "user", "system")
+_MAY_BE_ROLE = re.compile(r"\s*[*_]*\s*[A-Za-z]{0,12}\s*(?::\s*[*_]*\s*)?")
+_ROLE_PREFIX = re.compile(r"^\s*([*_]*)\s*(?:assistant|ai|bot|a|response|answer|reply)\s*(?:\1\s*:|:\s*\1)\s*", re.I)
+_TERMINAL = re.compile(r"[.!?\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*$")
 
 
-def _speakable_char(char: str) -> bool:
-    if char in "\n\t ":
-        return True
-    if ord(char) in _EMOJI_MARKS:
-        return False
-    category = unicodedata.category(char)
-    return category not in _DROPPED_CATEGORIES and category != "Cc"
+def strip_template_tokens(text: str) -> str:
+    """``text`` without chat-template tokens (``<|im_end|>``, ``<|im_start|>assistant``)."""
+    return _TEMPLATE_TOKEN.sub(" ", text)
 
 
-def _strip_inline_markdown(line: str) -> str:
-    line = _IMAGE.sub(r"\1", line)
-    line = _LINK.sub(r"\1", line)
-    line = _URL.sub("", line)
-    line = _INLINE_CODE.sub(r"\1", line)
-    line = _BOLD.sub(r"\2", line)
-    line = _ITALIC_STAR.sub(r"\1", line)
-    return _ITALIC_UNDERSCORE.sub(r"\1", line)
+def _unfinished_token(text: str) -> int:
+    """Where a template token that may not be complete yet starts at the end of ``text`` (else its length)."""
+    if text.endswith("<"):
+        return len(text) - 1
+    start = text.rfind("<|")
+    if start < 0 or len(text) - start > _TOKEN_CHARS:
+        return len(text)
+    end = text.find("|>", start)
+    if end < 0:
+        return start
+    after = text[end + 2:]
+    return start if any(role.startswith(after) for role in _ROLES) else len(text)
 
 
-def _plain_lines(text: str) -> list[tuple[str, bool]]:
-    """Markdown lines as plain text, each with whether it was a list item or heading."""
-    lines: list[tuple[str, bool]] = []
-    for raw in text.splitlines():
-        if _RULE.match(raw):
-            lines.append(("", False))
-            continue
-        line = _QUOTE.sub("", raw)
-        structural = bool(_HEADING.match(line) or _LIST_MARKER.match(line))
-        line = _LIST_MARKER.sub("", _HEADING.sub("", line))
-        line = "".join(c for c in _strip_inline_markdown(line) if _speakable_char(c))
-        line = _JUNK.sub(" ", line)
-        lines.append((" ".join(line.split()), structural))
-    return lines
-
-
-def _join_lines(lines: list[tuple[str, bool]]) -> str:
-    """Join lines into one paragraph, ending list items, headings and paragraphs with a period."""
-    parts: list[str] = []
-    for index, (line, structural) in enumerate(lines):
-        if not line:
-            continue
-        following = next((item for item in lines[index + 1:] if item[0]), None)
-        ends_block = structural or (following is not None and following[1])
-        ends_paragraph = index + 1 < len(lines) and not lines[index + 1][0]
-        if following is not None and (ends_block or ends_paragraph) and not _TERMINAL.search(line):
-            line = line.rstrip(",;:-") + "."
-        parts.append(line)
-    return " ".join(parts)
-
-
-def is_complete(sentence: str) -> bool:
-    """Whether a sentence ends with terminal punctuation."""
-    return bool(_TERMINAL.search(sentence.rstrip()))
-
-
-def clean_reply(text: str, max_sentences: int = 3) -> str:
-    """Make raw model output speakable: plain text, whole sentences, at most ``max_sentences``.
-
-    Strips markdown, emoji and other symbols, special tokens and a leading role
-    prefix such as "Assistant:"; drops an unfinished last sentence when a finished
-    one comes before it. Returns "" when nothing speakable is left.
-    """
-    if max_sentences < 1:
-        raise ValueError("max_sentences must be at least 1")
-    text = _SPECIAL_TOKEN.sub(" ", text)
-    text = _CODE_FENCE.sub("\n", text)
-    text = _HTML_TAG.sub(" ", text)
-    text = _join_lines(_plain_lines(text))
+def strip_role_prefix(text: str) -> str:
+    """``text`` without the role names a model may start its reply with ("Assistant: Sure.")."""
     while _ROLE_PREFIX.match(text):
         text = _ROLE_PREFIX.sub("", text, count=1)
-    text = _EMPTY_BRACKETS.sub("", text)
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
-    sentences = split_sentences(text)
-    if len(sentences) > 1 and not is_complete(sentences[-1]):
-        sentences.pop()
-    sentences = [s for s in sentences[:max_sentences] if any(c.isalnum() for c in s)]
-    reply = " ".join(sentences)
-    return reply.lstrip(".,;:!?-\u2026 ").strip()
+    return text
+
+
+def is_complete(sentence: str, language: str | None = None) -> bool:
+    """Whether what is said of ``sentence`` ends a sentence ("**Done!**" does, "Here is how:" does not)."""
+    return bool(_TERMINAL.search(to_spoken(sentence, language).text))
+
+
+class ReplySentences:
+    """Cut a reply that arrives in pieces into its spoken sentences, each as soon as it is complete."""
+
+    def __init__(self, language: str | None = None, max_sentences: int = 3) -> None:
+        if max_sentences < 1:
+            raise ValueError("max_sentences must be at least 1")
+        self.language = language
+        self.max_sentences = max_sentences
+        self.sentences: list[str] = []  # handed out, as written
+        self._stream = SentenceStream(language)
+        self._pending = ""  # what may be the start of a template token or a role name, until the rest comes
+        self._started = False  # whether the reply's start is past (a role name there is taken out)
+        self._tail = ""  # what says nothing after the last sentence, as written
+
+    @property
+    def full(self) -> bool:
+        return len(self.sentences) >= self.max_sentences
+
+    def feed(self, piece: str) -> list[str]:
+        """The sentences that ``piece`` completes, up to the cap."""
+        text = self._pending + piece
+        cut = _unfinished_token(text)  # hold back what may be the start of a template token
+        ready, self._pending = strip_template_tokens(text[:cut]), text[cut:]
+        if not self._started:
+            if _MAY_BE_ROLE.fullmatch(ready):  # the first word may still turn out to be "Assistant:"
+                self._pending = text
+                return []
+            ready, self._started = strip_role_prefix(ready), True
+        return self._hand_out(self._stream.feed(ready))
+
+    def finish(self) -> list[str]:
+        """The sentences left once the model has stopped, without an unfinished last one."""
+        ready, self._pending = strip_template_tokens(self._pending), ""
+        if not self._started:
+            ready, self._started = strip_role_prefix(ready), True
+        rest = self._stream.feed(ready) + self._stream.finish()
+        if rest and (self.sentences or len(rest) > 1) and not is_complete(rest[-1], self.language):
+            rest.pop()
+        else:
+            self._tail = self._stream.tail
+        return self._hand_out(rest)
+
+    def _hand_out(self, sentences: list[str]) -> list[str]:
+        sentences = sentences[:max(0, self.max_sentences - len(self.sentences))]
+        self.sentences += sentences
+        return sentences
+
+    @property
+    def text(self) -> str:
+        """The reply as written: its sentences handed out, with the text between them as the model wrote it."""
+        written = "".join(self._stream.written[:len(self.sentences)])
+        if len(self.sentences) == len(self._stream.written):
+            written += self._tail
+        return written.strip()
 
 
 def build_messages(

@@ -1,12 +1,15 @@
 """The TTS backend interface and registry.
 
-A backend implements ``_synthesize`` for one sentence and returns the audio at
-its own rate, with phoneme timings when the model gives them. The public
-``synthesize`` does what is the same for every backend: it splits the text into
-sentences (``contracts.text.sentences``), serves sentences from the phrase cache when
-one is given, finishes each sentence (trimmed, resampled to ``tts.sample_rate``,
-loudness-normalised; ``workers.tts.finish``) and joins them with a short pause.
-So every backend and voice comes out at the same rate and level.
+A backend implements ``_synthesize`` for one piece of spoken text (a sentence,
+or the part of one between two pauses) and returns the audio at its own rate,
+with phoneme timings when the model gives them. What is the same for every
+backend is done around it. ``synthesize`` reads the written text through the
+spoken-text front end (``contracts.text``: Markdown, numbers, dates, symbols,
+pauses) and says it piece by piece with silences between (``workers.tts.speaking``);
+``speak`` says one piece: from the phrase cache when one is given, else
+synthesised and finished (trimmed, resampled to ``tts.sample_rate``,
+loudness-normalised; ``workers.tts.finish``). So every backend and voice comes
+out at the same rate and level and reads the same text the same way.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from typing import ClassVar
 
 from contracts.errors import PermanentError
 from contracts.settings import Settings
-from contracts.text.sentences import split_sentences
+from contracts.text.spoken import to_spoken
 from contracts.voices import VoiceInfo
 from pipeline.calls import backend_call
 from pipeline.metrics import TTS_RTF, TTS_SYNTHESIS_SECONDS
 from pipeline.registry import ModelLifecycle, Registry
-from workers.tts.finish import finish_sentence, join
+from workers.tts.finish import finish_sentence
 from workers.tts.phrases import PhraseCache, phrase_key
+from workers.tts.speaking import Voice, say
 from workers.tts.speech import Speech, Timing
 
 __all__ = ["Speech", "TTSBackend", "TTSCapabilities", "Timing", "VoiceInfo", "registry"]
@@ -50,39 +54,37 @@ class TTSBackend(ModelLifecycle, ABC):
 
     def synthesize(self, text: str, voice: str | None = None, language: str | None = None,
                    cache: PhraseCache | None = None) -> Speech:
-        """Speak ``text`` sentence by sentence; ``voice`` None means the backend's default voice.
+        """Say ``text`` as written (Markdown, numbers, symbols): what ``to_spoken`` says, with its pauses.
 
-        Returns float32 mono at ``tts.sample_rate`` with timings (seconds from the
-        start of the returned audio). Text with nothing speakable raises
-        ``PermanentError`` (``empty_text``).
+        ``voice`` None means the backend's default voice; every language of the text goes to it
+        (the TTS task routes the languages of a mixed text to their voices). Returns float32 mono
+        at ``tts.sample_rate`` with timings (seconds from the start of the returned audio). Text
+        with nothing to say raises ``PermanentError`` (``empty_text``).
         """
-        sentences = [s for s in split_sentences(text or "", language) if any(c.isalnum() for c in s)]
-        if not sentences:
+        spoken = to_spoken(text or "", language)
+        if not spoken.has_speech:
             raise PermanentError("there is no text to speak", code="empty_text")
-        self.load()
-        started = time.perf_counter()
-        with backend_call("tts", self.name):
-            parts = [(sentence, self._speak_sentence(sentence, voice, language, cache)) for sentence in sentences]
-        if not any(len(speech.samples) for _, speech in parts):
-            raise PermanentError(f"nothing speakable in the text {text[:80]!r}", code="empty_text")
-        tts = self.settings.tts
-        speech = join(parts, tts.sample_rate, tts.sentence_pause_seconds)
-        seconds = time.perf_counter() - started
-        TTS_SYNTHESIS_SECONDS.labels(self.name).observe(seconds)
-        if len(speech.samples):
-            TTS_RTF.labels(self.name).observe(seconds / (len(speech.samples) / speech.sample_rate))
-        return speech
+        own = Voice(self, voice)
+        return say(spoken, lambda _: own, self.settings.tts.sentence_pause_seconds, cache)
 
-    def _speak_sentence(self, sentence: str, voice: str | None, language: str | None,
-                        cache: PhraseCache | None) -> Speech:
+    def speak(self, text: str, voice: str | None, language: str | None, cache: PhraseCache | None = None) -> Speech:
+        """One piece of spoken text (already through the front end), finished; from ``cache`` when it has it."""
         key = None
-        if cache is not None and cache.accepts(sentence):
-            key = phrase_key(sentence, self.name, self.version, self.model_id(voice), self.voice_id(voice),
+        if cache is not None and cache.accepts(text):
+            key = phrase_key(text, self.name, self.version, self.model_id(voice), self.voice_id(voice),
                              language, self.settings)
             cached = cache.get(key)
             if cached is not None:
                 return cached
-        speech = finish_sentence(self._synthesize(sentence, voice, language), sentence, self.settings.tts)
+        self.load()
+        started = time.perf_counter()
+        with backend_call("tts", self.name):
+            raw = self._synthesize(text, voice, language)
+        seconds = time.perf_counter() - started
+        TTS_SYNTHESIS_SECONDS.labels(self.name).observe(seconds)
+        if len(raw.samples):
+            TTS_RTF.labels(self.name).observe(seconds / (len(raw.samples) / raw.sample_rate))
+        speech = finish_sentence(raw, text, self.settings.tts)
         if key is not None and cache is not None and len(speech.samples):
             cache.put(key, speech)
         return speech
@@ -102,7 +104,7 @@ class TTSBackend(ModelLifecycle, ABC):
 
     @abstractmethod
     def _synthesize(self, text: str, voice: str | None, language: str | None) -> Speech:
-        """Speak one sentence: samples at the backend's own rate, phoneme timings if the model has them."""
+        """Speak one piece of spoken text: samples at the backend's own rate, phoneme timings if the model has them."""
 
 
 registry: Registry[TTSBackend] = Registry("tts", "workers.tts.backends")

@@ -1,11 +1,14 @@
-"""From one backend output per sentence to the speech the farm hands on.
+"""From one backend output per piece of spoken text to the speech the farm hands on.
 
-Each sentence is trimmed to its speech (so every backend's pauses are the same),
-resampled to ``tts.sample_rate``, brought to ``tts.loudness_dbfs`` with peaks
-limited to ``tts.peak_dbfs``, and given timings: the backend's phoneme
-alignments where it has them, otherwise word timings estimated by spreading the
-sentence's words over its speech in proportion to their length. ``join`` puts
-the sentences one after another with ``tts.sentence_pause_seconds`` between them.
+A piece is a sentence, or the part of one between two pauses or in one language
+(``workers.tts.speaking``). Each is trimmed to its speech (so every backend's
+pauses are the same), resampled to ``tts.sample_rate``, brought to
+``tts.loudness_dbfs`` with peaks limited to ``tts.peak_dbfs``, and given
+timings: the backend's phoneme alignments where it has them, otherwise word
+timings estimated by spreading the piece's words over its speech in proportion
+to their length. ``join`` puts the pieces one after another, each followed by
+its silence (``workers.tts.speaking`` says how long: the sentence pause, or the
+pause the text asks for).
 """
 
 from __future__ import annotations
@@ -109,26 +112,27 @@ def finish_sentence(raw: Speech, sentence: str, tts: TTSSettings) -> Speech:
     return Speech(samples, tts.sample_rate, timings, from_model)
 
 
-def join(parts: Sequence[tuple[str, Speech]], sample_rate: int, pause_seconds: float) -> Speech:
-    """Sentences (text, finished speech) one after another, a pause between them, a little silence at both ends.
+def join(parts: Sequence[tuple[str, Speech, float]], sample_rate: int) -> Speech:
+    """Pieces of speech (text, finished speech, seconds of silence after it) one after another, with a
+    little silence at both ends; the silence after the last piece is left out.
 
-    Timings stay the backend's phoneme timings only when every sentence has them;
-    otherwise every sentence gets estimated word timings, so that one kind is returned.
+    Timings stay the backend's phoneme timings only when every piece has them;
+    otherwise every piece gets estimated word timings, so that one kind is returned.
     """
-    spoken = [(text, speech) for text, speech in parts if len(speech.samples)]
+    spoken = [(text, speech, silence) for text, speech, silence in parts if len(speech.samples)]
     edge = np.zeros(int(EDGE_SECONDS * sample_rate), dtype=np.float32)
-    pause = np.zeros(int(pause_seconds * sample_rate), dtype=np.float32)
-    from_model = bool(spoken) and all(speech.timings_from_model for _, speech in spoken)
+    from_model = bool(spoken) and all(speech.timings_from_model for _, speech, _ in spoken)
     pieces: list[np.ndarray] = [edge]
     timings: list[Timing] = []
     offset = len(edge)
-    for index, (text, speech) in enumerate(spoken):
+    for index, (text, speech, _) in enumerate(spoken):
         if index:
+            pause = np.zeros(int(spoken[index - 1][2] * sample_rate), dtype=np.float32)
             pieces.append(pause)
             offset += len(pause)
         own = speech.timings if from_model or not speech.timings_from_model else ()
-        sentence_timings = own or estimate_word_timings(text, 0.0, speech.seconds)
-        timings.extend(t.shifted(offset / sample_rate) for t in sentence_timings)
+        piece_timings = own or estimate_word_timings(text, 0.0, speech.seconds)
+        timings.extend(t.shifted(offset / sample_rate) for t in piece_timings)
         pieces.append(speech.samples)
         offset += len(speech.samples)
     pieces.append(edge)

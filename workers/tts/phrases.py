@@ -1,11 +1,13 @@
-"""The phrase cache: finished sentences of speech, served without synthesis when they come again.
+"""The phrase cache: finished pieces of speech, served without synthesis when they come again.
 
 Greetings, apologies and the fallback reply are spoken over and over; each
-finished sentence (trimmed, resampled, normalised, with its timings) is stored in
-the LRU cache Redis through ``cache.store.Cache`` (namespace
-``tts_phrases``, 16-bit PCM as base64 in JSON) under a key made of the
-normalised text, the backend's name and version, the model's identity, the
-voice, the language and the output format. Hits and misses are counted there
+finished piece (a sentence, or the part of one between two pauses or in one
+language; trimmed, resampled, normalised, with its timings) is stored in the LRU
+cache Redis through ``cache.store.Cache`` (namespace ``tts_phrases``, 16-bit PCM
+as base64 in JSON) under a key made of the text as it is said (the front end's
+output: what the backend was given, so a new reading of a written text is a new
+key), the backend's name and version, the model's identity, the voice, the
+language and the output format. Hits and misses are counted there
 (``talkfarm:stats:tts_phrases_cache``). A cache that is down is a miss.
 """
 
@@ -33,7 +35,7 @@ NAMESPACE = "tts_phrases"
 
 def phrase_key(text: str, backend: str, version: str, model: str, voice: str, language: str | None,
                settings: "Settings") -> str:
-    """Key of one finished sentence; everything that changes its audio is in it."""
+    """Key of one finished piece of spoken text; everything that changes its audio is in it."""
     tts = settings.tts
     return content_hash("tts-phrase", normalise_text(text), backend, version, model, voice,
                         primary_language(language) or "", tts.sample_rate, tts.loudness_dbfs, tts.peak_dbfs)
@@ -61,7 +63,7 @@ def decode(value: dict[str, Any]) -> Speech | None:
 
 
 class PhraseCache:
-    """Finished sentences by ``phrase_key`` in the LRU cache Redis."""
+    """Finished pieces of speech by ``phrase_key`` in the LRU cache Redis."""
 
     def __init__(self, store: Cache, max_chars: int) -> None:
         self.store = store
@@ -74,7 +76,7 @@ class PhraseCache:
                    tts.phrase_cache_max_chars)
 
     def accepts(self, text: str) -> bool:
-        """Whether a sentence is short enough to cache (long ones rarely come again)."""
+        """Whether a piece is short enough to cache (long ones rarely come again)."""
         return len(normalise_text(text)) <= self.max_chars
 
     def get(self, key: str) -> Speech | None:

@@ -1,14 +1,20 @@
 """The TTS task: the reply (chat) or the given text (speak) in, a WAV artifact and a timings artifact out.
 
-The job's voice and language pick the backend (``workers.tts.voices``); finished
-sentences come from and go to the phrase cache (``tts.phrase_cache_ttl_seconds``
-0 turns it off). The timings (``contracts.timings``) are stored as a JSON
-artifact whose key goes on the payload as ``timings_key``.
+The written text is read through the spoken-text front end (``to_spoken``) and
+said piece by piece (``workers.tts.speaking``). The job's voice and language pick
+the backend (``workers.tts.voices``); a run of another language goes to a voice of
+that language, and a text whose main language no voice speaks fails with
+``unsupported_language``. Finished pieces come from and go to the phrase cache
+(``tts.phrase_cache_ttl_seconds`` 0 turns it off). The timings
+(``contracts.timings``) are stored as a JSON artifact whose key goes on the
+payload as ``timings_key``; the event's ``spoken_text`` is what was said.
 
 A sentence segment of a streamed reply (``segment`` on the payload) speaks its
 ``segment_text`` with half the sentence pause before it and half after, padded
 to whole video frames: segments join without drift, and every seam falls in a
-pause where the mouth is closed (see ``workers.animation.segments``).
+pause where the mouth is closed (see ``workers.animation.segments``). A segment
+with nothing to say (which the coordinator and the LLM stage never cut) is that
+pause alone, so it cannot fail the job.
 """
 
 from __future__ import annotations
@@ -24,12 +30,12 @@ from contracts.audio import pad_to_frames, wav_bytes
 from contracts.errors import PermanentError
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
+from contracts.text.spoken import to_spoken
 from contracts.timings import encode_timings, timings_document
 from pipeline.app import app
 from pipeline.runner import Outcome, run_stage
-from pipeline.runtime import loaded
 from pipeline.stages import STAGES
-from workers.tts.base import registry
+from workers.tts.base import Speech
 from workers.tts.phrases import PhraseCache
 from workers.tts.voices import VoiceCatalog
 
@@ -54,13 +60,17 @@ def _synthesize(job: JobPayload) -> Outcome:
         text = job.segment_text
     else:
         text = job.reply if job.mode == "chat" else job.text
-    if not text or not text.strip():
-        raise PermanentError("there is no text to speak", code="empty_text")
+    language = job.language or job.detected_language
     settings = get_settings()
     catalog, cache = _process_helpers(settings)
-    language = job.language or job.detected_language
-    name = catalog.route(job.voice, language)
-    speech = loaded(registry, name).synthesize(text, voice=job.voice, language=language, cache=cache)
+    spoken = to_spoken(text or "", language)
+    name = catalog.route(job.voice, spoken.language)
+    if spoken.has_speech:
+        speech = catalog.say(spoken, job.voice, cache)
+    elif job.segment is not None:
+        speech = Speech(np.zeros(0, dtype=np.float32), settings.tts.sample_rate)
+    else:
+        raise PermanentError("there is no text to speak", code="empty_text")
     samples, timings = speech.samples, speech.timings
     if job.segment is not None:
         half = np.zeros(int(settings.tts.sentence_pause_seconds * speech.sample_rate / 2), dtype=np.float32)
@@ -73,7 +83,8 @@ def _synthesize(job: JobPayload) -> Outcome:
     timings_key = store.put_bytes(encode_timings(document), "json").key if document is not None else None
     output = job.with_outputs(speech_key=artifact.key, speech_seconds=round(seconds, 3), timings_key=timings_key)
     return Outcome(summary={"speech_key": artifact.key, "speech_seconds": round(seconds, 3),
-                            "timings_key": timings_key, "tts_backend": name}, payload=output)
+                            "timings_key": timings_key, "tts_backend": name, "spoken_text": spoken.text},
+                   payload=output)
 
 
 @app.task(name=STAGES["tts"].task, bind=True)

