@@ -47,6 +47,20 @@ def _insert_ignoring_duplicates(s: Session, model: Any, values: dict[str, Any], 
     return bool(result.rowcount)
 
 
+def _locked_job(s: Session, job_id: str) -> JobRow | None:
+    """The job's row, read inside a transaction that holds it until the end: a cancel, a sweep and a worker
+    event on one job take turns instead of one overwriting what another decided.
+
+    PostgreSQL locks the row (``SELECT … FOR UPDATE``). SQLite has one writer at a time, and pysqlite opens
+    the transaction only at the first write, so a no-op UPDATE comes first: it waits for the write lock, and
+    the read after it sees the latest commit.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(update(JobRow).where(JobRow.id == job_id).values(id=JobRow.id))
+        return s.get(JobRow, job_id, populate_existing=True)
+    return s.get(JobRow, job_id, with_for_update=True)
+
+
 def _add_artifact(s: Session, artifact: ArtifactRow) -> None:
     _insert_ignoring_duplicates(s, ArtifactRow, {"key": artifact.key, "kind": artifact.kind, "size": artifact.size,
                                                  "created_at": artifact.created_at or utcnow()}, "key")
@@ -154,7 +168,7 @@ class JobStore:
     def record_priority(self, job_id: str, priority: int) -> None:
         """The priority the job's waiting first stage was last published at."""
         with self._sessions() as s, s.begin():
-            job = s.get(JobRow, job_id)
+            job = _locked_job(s, job_id)
             if job is not None and job.dispatch is not None:
                 job.dispatch = {**job.dispatch, "priority": priority}
 
@@ -178,7 +192,7 @@ class JobStore:
     def mark_failed(self, job_id: str, code: str, message: str) -> bool:
         """End a job that has not ended with ``code``, with a ``failed`` event; False when it had ended."""
         with self._sessions() as s, s.begin():
-            job = s.get(JobRow, job_id)
+            job = _locked_job(s, job_id)
             if job is None or job.status in TERMINAL:
                 return False
             now = utcnow()
@@ -193,7 +207,7 @@ class JobStore:
     def reopen(self, job_id: str, deadline_seconds: float = 3600.0) -> bool:
         """Put a failed job back to ``running`` with a new deadline (its dead-lettered task is replayed)."""
         with self._sessions() as s, s.begin():
-            job = s.get(JobRow, job_id)
+            job = _locked_job(s, job_id)
             if job is None or job.status != "failed":
                 return False
             job.status, job.error_code, job.error_message, job.finished_at = "running", None, None, None
@@ -204,7 +218,7 @@ class JobStore:
     def mark_cancelled(self, job_id: str) -> bool:
         """Cancel a job that has not ended; False when it had already ended."""
         with self._sessions() as s, s.begin():
-            job = s.get(JobRow, job_id)
+            job = _locked_job(s, job_id)
             if job is None or job.status in TERMINAL:
                 return False
             now = datetime.now(timezone.utc)
@@ -307,7 +321,7 @@ class JobStore:
         """Persist one worker event; False when the job is unknown to this store or the event is stored already."""
         at = datetime.fromtimestamp(ev.at, timezone.utc)
         with self._sessions() as s, s.begin():
-            job = s.get(JobRow, ev.job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
+            job = _locked_job(s, ev.job_id)
             if job is None:
                 return False
             fresh = _insert_ignoring_duplicates(s, EventRow, {

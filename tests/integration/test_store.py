@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from coordinator.store import migrate
-from coordinator.store.models import ArtifactRow, AvatarRow, JobRow, SessionRow
+from coordinator.store import migrate, repo
+from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow
 from coordinator.store.repo import JobStore, make_engine
 from pipeline.events import JobEvent
 
@@ -85,6 +86,49 @@ def test_failure_skips_the_later_stages_and_sticks(store):
     job, stages = store.get_job(job_id)
     assert (job.status, job.error_code) == ("failed", "unknown_voice")
     assert [s.status for s in stages] == ["failed", "skipped"]
+
+
+def test_a_cancel_between_reading_and_writing_an_event_is_not_overwritten(store, monkeypatch):
+    """A worker's ``started`` event read the job as queued; a client's cancel tries to land before the event
+    is written. Whichever goes first, the job ends ``cancelled``, never back to ``running``."""
+    migrate.upgrade(store.engine)
+    job_id = str(uuid.uuid4())
+    store.create_job(JobRow(id=job_id, session_id=str(uuid.uuid4()), mode="speak", portrait_key=KEY),
+                     ["tts", "animation"], [])
+    insert = repo._insert_ignoring_duplicates
+    cancelled: list[bool] = []
+    done = threading.Event()
+
+    def cancel() -> None:
+        cancelled.append(store.mark_cancelled(job_id))
+        done.set()
+
+    racer = threading.Thread(target=cancel)
+
+    def insert_after_a_cancel(s, model, values, key):
+        if model is EventRow and not racer.is_alive() and not done.is_set():
+            racer.start()
+            done.wait(2.0)  # the cancel lands here unless the event's transaction holds the job
+        return insert(s, model, values, key)
+
+    monkeypatch.setattr(repo, "_insert_ignoring_duplicates", insert_after_a_cancel)
+    store.apply_event(event(job_id, "tts", "started", attempt=1))
+    racer.join(30)
+    job, stages = store.get_job(job_id)
+    assert cancelled == [True]
+    assert (job.status, job.error_code) == ("cancelled", "cancelled")
+    assert [s.status for s in stages] == ["cancelled", "cancelled"]
+
+
+def test_a_cancel_after_the_job_succeeded_does_not_undo_it(store):
+    migrate.upgrade(store.engine)
+    job_id = str(uuid.uuid4())
+    store.create_job(JobRow(id=job_id, session_id=str(uuid.uuid4()), mode="speak", portrait_key=KEY),
+                     ["tts"], [])
+    store.apply_event(event(job_id, "tts", "finished", speech_seconds=1.0))
+    store.apply_event(event(job_id, "tts", "completed"))
+    assert not store.mark_cancelled(job_id)
+    assert store.get_job(job_id)[0].status == "succeeded"
 
 
 def test_events_of_unknown_jobs_are_not_stored(store):
