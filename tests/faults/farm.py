@@ -160,6 +160,7 @@ class FaultFarm:
 
     @property
     def url(self) -> str:
+        """The coordinator's base URL."""
         return self.coordinator.url
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
@@ -198,9 +199,11 @@ class FaultFarm:
                    detail=self.coordinator.process.log_tail)
 
     def readyz(self) -> httpx.Response:
+        """The coordinator's ``/readyz`` answer (raises ``httpx.HTTPError`` when it does not answer)."""
         return httpx.get(self.url + "/readyz", timeout=5)
 
     def readyz_ok(self) -> bool:
+        """Whether ``/readyz`` answers 200."""
         return self.readyz().status_code == 200
 
     def memory(self) -> dict[str, int]:
@@ -218,6 +221,7 @@ class FaultFarm:
             service.stop()
 
     def kill(self) -> None:
+        """SIGKILL every process of the farm."""
         for service in self.parts():
             service.kill()
 

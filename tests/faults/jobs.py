@@ -33,10 +33,12 @@ class Submission:
 
     @property
     def accepted(self) -> bool:
+        """Whether the job was accepted (202 with a job ID)."""
         return self.status == 202 and self.body is not None and "job_id" in self.body
 
     @property
     def job_id(self) -> str:
+        """The accepted job's ID (raises for a refusal)."""
         if not self.accepted or self.body is None:
             raise ValueError(f"not accepted: {self.status} {self.text[:200]}")
         return str(self.body["job_id"])
@@ -73,6 +75,7 @@ class JobReport:
     seconds: float = 0.0
 
     def statuses(self) -> Counter[str]:
+        """Jobs by their last status."""
         return Counter(job["status"] for job in self.jobs.values())
 
     def failure_codes(self) -> Counter[str]:
@@ -81,9 +84,11 @@ class JobReport:
                        if job["status"] == "failed")
 
     def succeeded(self) -> list[dict[str, Any]]:
+        """The views of the jobs that succeeded."""
         return [job for job in self.jobs.values() if job["status"] == "succeeded"]
 
     def summary(self) -> str:
+        """One line for a failure message: statuses, failure codes, the lost and the stuck ones."""
         stuck = {job_id: self.jobs.get(job_id, {}).get("status", "no answer") for job_id in self.stuck}
         return (f"{dict(self.statuses())}, failed by code {dict(self.failure_codes())}, "
                 f"lost {self.lost}, stuck {stuck}, after {self.seconds:.1f} s")
@@ -131,6 +136,8 @@ def await_jobs(client: httpx.Client, job_ids: Iterable[str], timeout: float, int
 
 @dataclass(frozen=True)
 class VideoCheck:
+    """What ``check_video`` found in a video it accepted."""
+
     path: Path
     duration: float
     video_frames: int

@@ -60,6 +60,7 @@ class PostgresCluster(Service):
         return self.url_of("postgres")
 
     def url_of(self, database: str) -> str:
+        """The SQLAlchemy URL of ``database`` in this cluster."""
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
 
     def prepare(self) -> None:

@@ -136,10 +136,12 @@ class ManagedProcess:
 
     @property
     def running(self) -> bool:
+        """Whether the main process has been started and has not exited."""
         return self._process is not None and self._process.poll() is None
 
     @property
     def returncode(self) -> int | None:
+        """The main process's exit status (None while it runs or before it started)."""
         return None if self._process is None else self._process.poll()
 
     def start(self) -> None:
@@ -200,6 +202,7 @@ class ManagedProcess:
             return ""
 
     def log_tail(self, chars: int = 4000) -> str:
+        """The log's last ``chars`` characters under a header naming the process, for failure messages."""
         return f"--- {self.name} log ({self.log_path}) ---\n{self.log_text(since_start=False)[-chars:]}"
 
     def _kill_tree(self, tree: list[int]) -> None:
