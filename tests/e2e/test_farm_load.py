@@ -1,4 +1,4 @@
-"""Twenty jobs at once: every one completes with its own output, none is lost."""
+"""Twenty jobs at once: every one completes with its own output, none is lost (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.e2e.stores import farm_on_each_store  # noqa: F401  (the ``farm`` fixture, on each store)
 from tests.farm import Farm
 
 pytestmark = pytest.mark.e2e
