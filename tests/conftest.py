@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import wave
 from pathlib import Path
 from typing import Callable, Iterator
@@ -75,6 +76,17 @@ def postgresql_farm(tmp_path_factory: pytest.TempPathFactory, model_settings) ->
 def farm(sqlite_farm: Farm) -> Farm:
     """The farm most end-to-end tests use (SQLite)."""
     return sqlite_farm
+
+
+def fresh_portrait(portrait: bytes) -> bytes:
+    """The same face with one pixel changed at random: a portrait no store or cache has seen yet."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(portrait)).convert("RGB")
+    image.putpixel((0, 0), tuple(random.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def wav_of(samples: np.ndarray, rate: int) -> bytes:

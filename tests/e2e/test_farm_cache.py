@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -70,3 +71,20 @@ def test_a_repeated_streamed_chat_is_served_from_the_cache(farm: Farm, portrait_
     assert first["status"] == "succeeded" and first["stream"]
     again = submit(farm, portrait_bytes, **form)
     assert again["cached"] and again["status"] == "succeeded"
+
+
+def test_identical_requests_at_once_are_all_served_from_the_cache(farm: Farm, portrait_bytes):
+    """Twenty cache hits at once store the same video: each is answered, with the same video."""
+    with farm.client() as client:
+        for round_no in range(4):  # the hits race to insert the video's row; not every round meets it
+            form = {"mode": "speak", "text": f"Cached at once, round {round_no}."}
+            first = farm.wait_job(submit(farm, portrait_bytes, **form)["job_id"])
+            assert first["status"] == "succeeded", first["error"]
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                answers = list(pool.map(lambda _: client.post("/v1/jobs", data=form,
+                                                              files={"portrait": ("p.png", portrait_bytes)}),
+                                        range(20)))
+            assert [a.status_code for a in answers] == [202] * 20, [a.text[:200] for a in answers]
+            assert all(a.json()["cached"] for a in answers)
+            videos = {client.get(f"/v1/jobs/{a.json()['job_id']}/video").content for a in answers}
+            assert len(videos) == 1
