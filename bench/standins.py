@@ -11,11 +11,20 @@ between stages, with no model time.
 * TTS: a soft tone per word with word timings, at 16 kHz;
 * animation: a small grey picture whose brightness follows the speech, written
   through the stage's ``video_writer`` (H.264 + AAC, as the real backends write).
+
+Two knobs for fault tests, set per farm in the environment as JSON objects by stage:
+``TALKFARM_STANDIN_DELAY='{"animation": 5}'`` makes that stage's stand-in take 5 s
+(time to kill its worker mid-task); ``TALKFARM_STANDIN_POISON='{"tts": "poison"}'``
+makes it SIGKILL its own process, as a native crash would, whenever its input text
+holds that word (the ASR stand-in, which gets no text: on every call).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import zlib
 from typing import Iterator, Sequence
 
@@ -51,11 +60,22 @@ STANDIN_ENV = {
 }
 
 
+def act_on_knobs(stage: str, text: str | None) -> None:
+    """Wait and crash as ``TALKFARM_STANDIN_DELAY`` and ``TALKFARM_STANDIN_POISON`` say for ``stage``."""
+    delay = json.loads(os.environ.get("TALKFARM_STANDIN_DELAY", "{}")).get(stage)
+    if delay:
+        time.sleep(float(delay))
+    poison = json.loads(os.environ.get("TALKFARM_STANDIN_POISON", "{}")).get(stage)
+    if poison and (text is None or poison in text.lower()):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @asr_registry.register(NAME)
 class StandinASR(ASRBackend):
     """Hears a question numbered after the audio's length."""
 
     def _transcribe(self, audio: np.ndarray, language: str | None) -> Transcription:
+        act_on_knobs("asr", None)
         seconds = len(audio) / SAMPLE_RATE
         return Transcription(text=f"What is the story of number {len(audio) % 997}?", language=language or "en",
                              language_probability=1.0, speech_seconds=round(seconds, 3))
@@ -69,6 +89,7 @@ class StandinLLM(LLMBackend):
 
     def _stream(self, messages: Sequence[Turn], options: GenerationOptions) -> Iterator[str]:
         question = next((turn.content for turn in reversed(messages) if turn.role == "user"), "nothing")
+        act_on_knobs("llm", question)
         words = " ".join(question.split()[:8]).rstrip("?.!")
         reply = f"You asked: {words}. That is a fine question. Here is a short answer."
         for i, word in enumerate(reply.split(" ")):
@@ -82,6 +103,7 @@ class StandinTTS(TTSBackend):
     capabilities = TTSCapabilities(languages=("en",))
 
     def _synthesize(self, text: str, voice: str | None, language: str | None) -> Speech:
+        act_on_knobs("tts", text)
         t = np.arange(int(WORD_SECONDS * TTS_RATE)) / TTS_RATE
         tone = (0.3 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
         gap = np.zeros(TTS_RATE // 20, np.float32)
@@ -104,6 +126,7 @@ class StandinAnimator(AnimationBackend):
     """A small grey square, one shade per portrait, brighter while the speech is loud."""
 
     def _render(self, request: RenderRequest) -> RenderResult:
+        act_on_knobs("animation", request.text)
         fps = self.settings.animation.fps
         hop = request.sample_rate / fps
         base = 64 + zlib.crc32(request.portrait) % 96

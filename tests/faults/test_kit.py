@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from bench.standins import STANDIN_ENV
 from tests.conftest import DATA
-from tests.faults.farm import FaultFarm
+from tests.faults.farm import FarmServices, FaultFarm
 from tests.faults.jobs import await_jobs, check_video, submit
 from tests.faults.ports import port_open
 from tests.faults.postgres import SERVER_URL, PostgresCluster, scratch_database
@@ -151,3 +154,35 @@ def test_farm_processes_are_killed_and_restarted_and_jobs_accounted_for(standin_
         assert report.statuses() == {"succeeded": 2}, report.summary()
         for job in report.succeeded():
             assert check_video(client, job, tmp_path).duration > 1.0
+
+
+def stage_status(client: httpx.Client, job_id: str, stage: str) -> str | None:
+    """The status of one stage of a job, as the API shows it."""
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    return next((s["status"] for s in job["stages"] if s["stage"] == stage), None)
+
+
+def test_standin_knobs_slow_a_task_and_crash_a_worker(tmp_path: Path, rabbit: RabbitNode,
+                                                      results_redis: RedisServer, cache_redis: RedisServer) -> None:
+    knobs = {"TALKFARM_STANDIN_DELAY": json.dumps({"animation": 3}),
+             "TALKFARM_STANDIN_POISON": json.dumps({"tts": "poison"})}
+    services = FarmServices(rabbit.url, results_redis.url, cache_redis.url)
+    portrait = (DATA / "portrait.png").read_bytes()
+    with FaultFarm(tmp_path / "farm", services, {**STANDIN_ENV, **knobs}) as farm, farm.client() as client:
+        # Killed mid-render: the task goes back to the queue and the new pool child renders it.
+        slow = submit(client, portrait, mode="speak", text="Slow but fine.", stream="false")
+        wait_until(lambda: stage_status(client, slow.job_id, "animation") == "running", 30, "the render to start")
+        animation = farm.workers["animation"]
+        old = animation.pool()
+        animation.kill_pool_child()
+        animation.wait_pool_replaced(old)
+        report = await_jobs(client, [slow.job_id], timeout=60)
+        report.assert_settled()
+        assert report.statuses() == {"succeeded": 1}, report.summary()
+        check_video(client, report.jobs[slow.job_id], tmp_path)
+
+        # A poisoned sentence kills the TTS pool child (what becomes of the job is issue 12's to settle).
+        tts = farm.workers["tts"]
+        before = tts.pool()
+        assert submit(client, portrait, mode="speak", text="A poison pill.").accepted
+        tts.wait_pool_replaced(before, timeout=30)
