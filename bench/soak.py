@@ -15,8 +15,8 @@ client's first sentence (a cache hit), and waits for it to end. When the time is
 up, every accepted job is read again until it has ended or the grace period
 passes. Reported: accepted, refused by code, succeeded, failed by code, lost (the
 store does not know an accepted job), stuck (not ended), latencies, and each
-process's resident memory (with its children) at start, at the end and at its
-peak. Written to ``bench/results/soak.json``.
+process's resident memory (with its children) at start, after the first minute
+(warmed up), at the end and at its peak. Written to ``bench/results/soak.json``.
 """
 
 from __future__ import annotations
@@ -158,8 +158,14 @@ class MemoryWatch:
         self._thread.join()
 
     def peak(self) -> dict[str, int]:
+        """Each process's largest sample."""
         names = [key for key in self.samples[0] if key != "t"]
         return {name: max(int(s[name]) for s in self.samples) for name in names}
+
+    def after(self, seconds: float) -> dict[str, int]:
+        """The first sample taken ``seconds`` or more after the start (the last one if none was)."""
+        sample = next((s for s in self.samples if s["t"] >= seconds), self.samples[-1])
+        return {name: int(size) for name, size in sample.items() if name != "t"}
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -180,10 +186,10 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\n  {'latency s':<12} {'n':>6} {'p50':>7} {'p95':>7} {'max':>7}")
     for kind, p in result["latency_s"].items():
         print(f"  {kind:<12} {p['n']:>6} {p['p50'] or 0:>7.2f} {p['p95'] or 0:>7.2f} {p['max'] or 0:>7.2f}")
-    print(f"\n  {'RSS MiB':<18} {'start':>7} {'end':>7} {'peak':>7}")
     memory = result["memory_mib"]
+    print(f"\n  {'RSS MiB':<18}" + "".join(f"{column:>9}" for column in memory))
     for name in memory["start"]:
-        print(f"  {name:<18} {memory['start'][name]:>7.1f} {memory['end'][name]:>7.1f} {memory['peak'][name]:>7.1f}")
+        print(f"  {name:<18}" + "".join(f"{memory[column][name]:>9.1f}" for column in memory))
 
 
 def soak(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str, Any]:
@@ -227,7 +233,8 @@ def soak(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str, Any
         "throughput_jobs_per_s": round(sum(statuses.values()) / elapsed, 2),
         "latency_s": {kind: percentiles(values) for kind, values in tally.latency.items()},
         "memory_mib": {name: {proc: round(size / MIB, 1) for proc, size in sizes.items()}
-                       for name, sizes in (("start", start_memory), ("end", end_memory), ("peak", watch.peak()))},
+                       for name, sizes in (("start", start_memory), ("1 min", watch.after(60)),
+                                           ("end", end_memory), ("peak", watch.peak()))},
         "memory_samples": watch.samples,
     }
 
