@@ -16,6 +16,8 @@ from tests.e2e.test_farm_modes import fetch_video, submit
 from tests.farm import Farm
 
 pytestmark = pytest.mark.e2e
+# The first hits of a new video race to insert its row; not every round meets the race, so several do.
+HIT_ROUNDS = 8
 
 
 @contextmanager
@@ -76,7 +78,7 @@ def test_a_repeated_streamed_chat_is_served_from_the_cache(farm: Farm, portrait_
 def test_identical_requests_at_once_are_all_served_from_the_cache(farm: Farm, portrait_bytes):
     """Twenty cache hits at once store the same video: each is answered, with the same video."""
     with farm.client() as client:
-        for round_no in range(4):  # the hits race to insert the video's row; not every round meets it
+        for round_no in range(HIT_ROUNDS):
             form = {"mode": "speak", "text": f"Cached at once, round {round_no}."}
             first = farm.wait_job(submit(farm, portrait_bytes, **form)["job_id"])
             assert first["status"] == "succeeded", first["error"]
