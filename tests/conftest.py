@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import wave
 from pathlib import Path
 from typing import Callable, Iterator
@@ -70,8 +71,37 @@ def speak(model_settings) -> Callable[[str], bytes]:
 
 
 @pytest.fixture(scope="session")
-def farm(tmp_path_factory: pytest.TempPathFactory, model_settings) -> Iterator[Farm]:
+def sqlite_farm(tmp_path_factory: pytest.TempPathFactory, model_settings) -> Iterator[Farm]:
+    """The session's farm, its job store in SQLite."""
     yield from farm_fixture(tmp_path_factory.mktemp("farm"), FARM_LIMITS)
+
+
+@pytest.fixture(scope="session")
+def postgresql_farm(tmp_path_factory: pytest.TempPathFactory, model_settings) -> Iterator[Farm]:
+    """The same farm with its job store in PostgreSQL: a new database on the machine's server
+    (``TALKFARM_TEST_POSTGRES_URL`` names another), dropped afterwards. Started only for the modules
+    that run on both stores (``tests.e2e.stores``)."""
+    from tests.faults.postgres import scratch_database
+
+    with scratch_database() as url:
+        yield from farm_fixture(tmp_path_factory.mktemp("pg-farm"), {**FARM_LIMITS, "TALKFARM_DATABASE_URL": url})
+
+
+@pytest.fixture(scope="session")
+def farm(sqlite_farm: Farm) -> Farm:
+    """The farm most end-to-end tests use (SQLite)."""
+    return sqlite_farm
+
+
+def fresh_portrait(portrait: bytes) -> bytes:
+    """The same face with one pixel changed at random: a portrait no store or cache has seen yet."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(portrait)).convert("RGB")
+    image.putpixel((0, 0), tuple(random.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 def wav_of(samples: np.ndarray, rate: int) -> bytes:

@@ -1,4 +1,7 @@
-"""Bad input: a 4xx with {code, message} (or a failed job with a code); no worker dies; nothing else changes."""
+"""Bad input: a 4xx with {code, message} (or a failed job with a code); no worker dies; nothing else changes.
+
+On SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 
 from coordinator.store.repo import JobStore, make_engine
 from tests.conftest import wav_of
+from tests.e2e.stores import farm_on_each_store  # noqa: F401  (the ``farm`` fixture, on each store)
 from tests.farm import Farm
 
 pytestmark = pytest.mark.e2e

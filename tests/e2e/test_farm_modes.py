@@ -1,15 +1,11 @@
-"""The real farm end to end: chat, speak and lipsync produce a real talking video; repeats hit the cache."""
+"""The real farm end to end: chat, speak and lipsync produce a real talking video (repeats: test_farm_cache)."""
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
-from kombu import Connection
 
 from pipeline.stages import STAGE_NAMES as STAGES
 from tests.conftest import wav_of
@@ -119,58 +115,3 @@ def test_range_requests(farm: Farm, portrait_bytes):
         part = client.get(f"/v1/jobs/{job['job_id']}/video", headers={"Range": "bytes=100-199"})
     assert part.status_code == 206
     assert part.content == whole[100:200]
-
-
-@contextmanager
-def stage_publish_spy(farm: Farm) -> Iterator[Callable]:
-    """Counts every message published to any stage queue while the block runs."""
-    settings = farm.settings
-    with Connection(settings.broker.url) as conn:
-        channel = conn.channel()
-        name = f"{settings.queue_prefix}spy-{time.time_ns()}"
-        channel.queue_declare(name, exclusive=True, auto_delete=True)
-        for stage in STAGES:
-            channel.queue_bind(name, settings.queue_name("talkfarm.stages"), routing_key=stage)
-
-        def count() -> int:
-            time.sleep(1.0)  # let the broker route anything in flight
-            n = 0
-            while channel.basic_get(name, no_ack=True) is not None:
-                n += 1
-            return n
-
-        yield count
-
-
-def test_repeat_is_served_from_the_cache_without_a_task(farm: Farm, portrait_bytes, tmp_path):
-    form = {"mode": "speak", "text": "This sentence is rendered only once."}
-    with farm.client() as client:
-        before = client.get("/v1/stats").json()["video_cache"]
-    with stage_publish_spy(farm) as published:
-        first = farm.wait_job(submit(farm, portrait_bytes, **form)["job_id"])
-        assert first["status"] == "succeeded" and not first["cached"]
-        assert published() >= 1  # the spy does see a real job's tasks
-
-        start = time.perf_counter()
-        again = submit(farm, portrait_bytes, **form)
-        elapsed = time.perf_counter() - start
-        assert again["cached"] and again["status"] == "succeeded"
-        assert published() == 0, "a cached request published a task"
-    with farm.client() as client:
-        repeat = client.get(f"/v1/jobs/{again['job_id']}").json()
-        after = client.get("/v1/stats").json()["video_cache"]
-    assert repeat["status"] == "succeeded" and repeat["cached"]
-    assert after["hits"] == before["hits"] + 1
-    assert after["misses"] >= before["misses"] + 1
-    a = fetch_video(farm, first["job_id"], tmp_path / "a.mp4").read_bytes()
-    b = fetch_video(farm, again["job_id"], tmp_path / "b.mp4").read_bytes()
-    assert a == b
-    assert elapsed < 5.0
-
-
-def test_a_repeated_streamed_chat_is_served_from_the_cache(farm: Farm, portrait_bytes):
-    form = {"mode": "chat", "text": "What colour is the sky on a clear day?"}
-    first = farm.wait_job(submit(farm, portrait_bytes, **form)["job_id"])
-    assert first["status"] == "succeeded" and first["stream"]
-    again = submit(farm, portrait_bytes, **form)
-    assert again["cached"] and again["status"] == "succeeded"

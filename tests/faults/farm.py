@@ -1,0 +1,240 @@
+"""The farm as separate processes: the coordinator and one worker per stage, each killable on its own.
+
+``FaultFarm`` runs ``talkfarm-admin db upgrade``, then ``uvicorn
+coordinator.app:create_app`` and ``python -m pipeline.launch STAGE`` for each
+stage, each with its own log file under ``root/logs``, against the services named
+in ``FarmServices`` (private ones of this kit, or the machine's). A worker's pool
+children can be killed apart from its main process. The farm is ready when
+``/readyz`` answers 200 and every worker has a consumer on its queue and has
+finished its warm-up (Celery logs `` ready.`` once its pool has started).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Mapping, Self, Sequence
+
+import httpx
+from amqp.exceptions import AMQPError
+from kombu import Connection
+from kombu.exceptions import OperationalError
+
+from pipeline.stages import STAGE_NAMES
+from tests.farm import delete_broker_objects, farm_env, settings_from
+from tests.faults.ports import free_port
+from tests.faults.process import ManagedProcess, is_alive, rss_bytes, wait_until
+from tests.faults.service import Service
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class FarmServices:
+    """Where the farm's dependencies are. An empty ``database_url`` is SQLite in the farm's folder."""
+
+    broker_url: str
+    results_url: str
+    cache_url: str
+    database_url: str = ""
+
+    def env(self) -> dict[str, str]:
+        env = {"TALKFARM_BROKER__URL": self.broker_url, "TALKFARM_REDIS__RESULTS_URL": self.results_url,
+               "TALKFARM_REDIS__CACHE_URL": self.cache_url}
+        if self.database_url:
+            env["TALKFARM_DATABASE_URL"] = self.database_url
+        return env
+
+
+class Coordinator(Service):
+    """The API process (uvicorn); it answers once ``/healthz`` does."""
+
+    start_timeout = 60.0
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        command = [sys.executable, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--timeout-graceful-shutdown", "5"]
+        super().__init__(ManagedProcess("coordinator", command, log_path, env=env, cwd=REPO, grace=20.0))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answers(self) -> bool:
+        return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        return (httpx.HTTPError,)
+
+
+class StageWorker(Service):
+    """``python -m pipeline.launch STAGE``: the Celery main process and (prefork) its pool children."""
+
+    start_timeout = 240.0  # real models load in the pool children
+
+    def __init__(self, stage: str, env: Mapping[str, str], log_path: Path, queue: str,
+                 args: Sequence[str] = ()) -> None:
+        self.stage = stage
+        self.queue = queue
+        self.broker_url = env["TALKFARM_BROKER__URL"]
+        command = [sys.executable, "-m", "pipeline.launch", stage, *args]
+        # SIGTERM to the main process only: a warm shutdown lets the pool finish its tasks.
+        super().__init__(ManagedProcess(f"worker-{stage}", command, log_path, env=env, cwd=REPO, grace=30.0))
+
+    @property
+    def url(self) -> str:
+        return self.broker_url
+
+    def answers(self) -> bool:
+        return " ready." in self.process.log_text() and consumer_count(self.broker_url, self.queue) > 0
+
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        return (OperationalError, AMQPError)
+
+    def pool(self) -> list[int]:
+        """The pool children's process IDs (empty for the ``solo`` and ``threads`` pools)."""
+        return self.process.children()
+
+    def kill_pool_child(self, pid: int | None = None) -> int:
+        """SIGKILL one pool child (``pid``, or the first), as a native crash or the OOM killer would;
+        the main process stays and forks a replacement. Returns the killed child's ID."""
+        children = self.pool()
+        if not children:
+            raise RuntimeError(f"{self.process.name} has no pool children")
+        victim = pid if pid is not None else children[0]
+        if victim not in children:
+            raise ValueError(f"{victim} is not a pool child of {self.process.name}: {children}")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: not is_alive(victim), 10, f"pool child {victim} to die", interval=0.05)
+        return victim
+
+    def wait_pool_replaced(self, old: Sequence[int], size: int = 1, timeout: float = 120.0) -> list[int]:
+        """Wait until the pool has ``size`` children none of which is in ``old``; return them."""
+        def replaced() -> list[int]:
+            children = self.pool()
+            return children if len(children) >= size and not set(children) & set(old) else []
+
+        return wait_until(replaced, timeout, f"{self.process.name} to replace its pool", interval=0.1,
+                          detail=self.process.log_tail)
+
+
+def consumer_count(broker_url: str, queue: str) -> int:
+    """Consumers on ``queue`` (0 when the queue does not exist yet)."""
+    with Connection(broker_url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        try:
+            return int(channel.queue_declare(queue, passive=True).consumer_count)
+        except Exception:
+            return 0
+        finally:
+            try:
+                channel.close()
+            except Exception:
+                pass
+
+
+class FaultFarm:
+    """The coordinator and the stage workers as separate processes, in ``root`` (data, logs).
+
+    ``env`` adds settings (``TALKFARM_...``) for every process, e.g. stand-in backends;
+    ``worker_args`` adds command-line arguments per stage (``["--concurrency", "2"]``).
+    """
+
+    def __init__(self, root: Path, services: FarmServices, env: Mapping[str, str] | None = None,
+                 stages: Sequence[str] = STAGE_NAMES, worker_args: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.root = root
+        self.services = services
+        self.env = farm_env(root, services.cache_url, {**services.env(), **(env or {})})
+        self.settings = settings_from(self.env)
+        logs = root / "logs"
+        self.coordinator = Coordinator(self.env, logs / "coordinator.log")
+        self.workers = {stage: StageWorker(stage, self.env, logs / f"worker-{stage}.log",
+                                           self.settings.queue_name(stage), (worker_args or {}).get(stage, ()))
+                        for stage in stages}
+
+    @property
+    def url(self) -> str:
+        """The coordinator's base URL."""
+        return self.coordinator.url
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        """An HTTP client of the coordinator."""
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def parts(self) -> list[Service]:
+        """The coordinator, then the workers."""
+        return [self.coordinator, *self.workers.values()]
+
+    def upgrade_database(self) -> None:
+        """``talkfarm-admin db upgrade`` against the farm's database."""
+        done = subprocess.run([sys.executable, "-m", "coordinator.admin", "db", "upgrade"], env=self.env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"db upgrade failed:\n{done.stdout}\n{done.stderr}")
+
+    def start(self, timeout: float = 300.0) -> None:
+        """Upgrade the database, start every process at once, then wait until the farm is ready."""
+        self.upgrade_database()
+        try:
+            for service in self.parts():
+                service.prepare()
+                service.process.start()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Wait for every worker (consumer and warm-up) and for ``/readyz`` to answer 200."""
+        for worker in self.workers.values():
+            worker.wait_ready(timeout)
+        self.coordinator.wait_ready(timeout)
+        wait_until(self.readyz_ok, timeout, "/readyz to answer 200", interval=0.2, ignore=(httpx.HTTPError,),
+                   detail=self.coordinator.process.log_tail)
+
+    def readyz(self) -> httpx.Response:
+        """The coordinator's ``/readyz`` answer (raises ``httpx.HTTPError`` when it does not answer)."""
+        return httpx.get(self.url + "/readyz", timeout=5)
+
+    def readyz_ok(self) -> bool:
+        """Whether ``/readyz`` answers 200."""
+        return self.readyz().status_code == 200
+
+    def memory(self) -> dict[str, int]:
+        """Resident bytes of each process with its descendants (a worker with its pool)."""
+        return {service.process.name: sum(rss_bytes(pid) for pid in service.process.tree())
+                for service in self.parts()}
+
+    def logs(self) -> str:
+        """The tail of every process's log, for a failure message."""
+        return "\n".join(service.process.log_tail() for service in self.parts())
+
+    def stop(self) -> None:
+        """Graceful: the coordinator first, then every worker."""
+        for service in self.parts():
+            service.stop()
+
+    def kill(self) -> None:
+        """SIGKILL every process of the farm."""
+        for service in self.parts():
+            service.kill()
+
+    def close(self, delete_queues: bool = False) -> None:
+        """Kill every process; ``delete_queues`` removes the farm's queues from a shared broker."""
+        self.kill()
+        if delete_queues:
+            delete_broker_objects(self.settings)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
