@@ -12,6 +12,7 @@ finished its warm-up (Celery logs `` ready.`` once its pool has started).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -83,6 +84,8 @@ class StageWorker(Service):
         self.stage = stage
         self.queue = queue
         self.broker_url = env["TALKFARM_BROKER__URL"]
+        self.metrics_port = free_port()  # each worker's own /metrics, /healthz, /readyz
+        env = {**env, "TALKFARM_METRICS__PORT": str(self.metrics_port)}
         command = [sys.executable, "-m", "pipeline.launch", stage, *args]
         # SIGTERM to the main process only: a warm shutdown lets the pool finish its tasks.
         super().__init__(ManagedProcess(f"worker-{stage}", command, log_path, env=env, cwd=REPO, grace=30.0))
@@ -90,6 +93,11 @@ class StageWorker(Service):
     @property
     def url(self) -> str:
         return self.broker_url
+
+    @property
+    def metrics_url(self) -> str:
+        """The worker's own HTTP port (``/metrics``, ``/healthz``, ``/readyz``)."""
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def answers(self) -> bool:
         return " ready." in self.process.log_text() and consumer_count(self.broker_url, self.queue) > 0
@@ -152,6 +160,7 @@ class FaultFarm:
         self.services = services
         self.env = farm_env(root, services.cache_url, {**services.env(), **(env or {})})
         self.settings = settings_from(self.env)
+        self.token = ""  # the farm's API key, made by ``upgrade_database``
         logs = root / "logs"
         self.coordinator = Coordinator(self.env, logs / "coordinator.log")
         self.workers = {stage: StageWorker(stage, self.env, logs / f"worker-{stage}.log",
@@ -163,20 +172,39 @@ class FaultFarm:
         """The coordinator's base URL."""
         return self.coordinator.url
 
-    def client(self, timeout: float = 30.0) -> httpx.Client:
-        """An HTTP client of the coordinator."""
-        return httpx.Client(base_url=self.url, timeout=timeout)
+    def client(self, timeout: float = 30.0, token: str | None = None) -> httpx.Client:
+        """An HTTP client of the coordinator, sending the farm's API key (``token``: another; "" for none)."""
+        token = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def parts(self) -> list[Service]:
         """The coordinator, then the workers."""
         return [self.coordinator, *self.workers.values()]
 
-    def upgrade_database(self) -> None:
-        """``talkfarm-admin db upgrade`` against the farm's database."""
-        done = subprocess.run([sys.executable, "-m", "coordinator.admin", "db", "upgrade"], env=self.env, cwd=REPO,
+    def admin(self, *args: str) -> str:
+        """``talkfarm-admin ARGS`` with the farm's settings; its output."""
+        done = subprocess.run([sys.executable, "-m", "coordinator.admin", *args], env=self.env, cwd=REPO,
                               capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"db upgrade failed:\n{done.stdout}\n{done.stderr}")
+            raise RuntimeError(f"talkfarm-admin {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def upgrade_database(self) -> None:
+        """``talkfarm-admin db upgrade`` against the farm's database, and the farm's API key (``token``):
+        an operator key of the ``vip`` tier (the first tier where ``TALKFARM_AUTH__TIERS`` has none)."""
+        self.admin("db", "upgrade")
+        if not self.token:
+            tiers = self.settings.auth.tiers
+            self.token = self.create_key("faults", "vip" if "vip" in tiers else next(iter(tiers)), operator=True)
+
+    def create_key(self, name: str, tier: str, operator: bool = False) -> str:
+        """A new API key (``talkfarm-admin keys create``); its token."""
+        path = self.root / f"{name}-{secrets.token_hex(3)}.token"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.admin("keys", "create", "--name", name, "--tier", tier, "--token-file", str(path),
+                   *(["--operator"] if operator else []))
+        return path.read_text().strip()
 
     def start(self, timeout: float = 300.0) -> None:
         """Upgrade the database, start every process at once, then wait until the farm is ready."""
