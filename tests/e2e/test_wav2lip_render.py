@@ -22,7 +22,7 @@ from workers.animation.base import RenderRequest, registry
 from workers.animation.encoder import EncoderOptions, VideoWriter
 from workers.animation.portrait import decode_image
 from workers.animation.wav2lip.face import CropOptions, crop_box
-from workers.animation.wav2lip.reference_net import TinyWav2Lip, export_onnx, export_torchscript
+from workers.animation.wav2lip.reference_net import TinyWav2Lip, export_onnx, export_program, export_torchscript
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +50,12 @@ def still(image: np.ndarray, path: Path) -> np.ndarray:
         return next(container.decode(video=0)).to_ndarray(format="bgr24")
 
 
-def settings_for(model_dir: Path, model: str) -> Settings:
+def settings_for(model_dir: Path, model: str, pipeline: str = "auto") -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None, model_dir=model_dir, data_dir=model_dir / "data",
         animation=AnimationSettings(backend="wav2lip", batch_size=8,
-                                    wav2lip=Wav2LipSettings(model=model, device="cpu")),
+                                    wav2lip=Wav2LipSettings(model=model, device="cpu", pipeline=pipeline,
+                                                            encoder_processes=2)),
     )
 
 
@@ -66,6 +67,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     net = TinyWav2Lip(96).eval()
     export_torchscript(net, folder / "wav2lip" / "tiny.pt", 96)
     export_onnx(net, folder / "wav2lip" / "tiny.onnx", 96)
+    export_program(net, folder / "wav2lip" / "tiny.pt2", 96)
     return folder
 
 
@@ -75,11 +77,14 @@ def test_worker_start_check_names_what_is_missing(tmp_path: Path):
         backend.check()
 
 
-@pytest.mark.parametrize("model", ["wav2lip/tiny.pt", "wav2lip/tiny.onnx"])
+@pytest.mark.parametrize("model, pipeline", [
+    ("wav2lip/tiny.pt", "threaded"), ("wav2lip/tiny.onnx", "threaded"),
+    ("wav2lip/tiny.pt2", "pooled"), ("wav2lip/tiny.pt", "pooled"),
+])
 def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
-    model_dir: Path, portrait_bytes: bytes, tmp_path: Path, model: str
+    model_dir: Path, portrait_bytes: bytes, tmp_path: Path, model: str, pipeline: str
 ):
-    settings = settings_for(model_dir, model)
+    settings = settings_for(model_dir, model, pipeline)
     # Lossless H.264: compare pixels exactly.
     backend = Wav2LipAnimator(settings, Wav2LipOptions(encoder=EncoderOptions(crf=0)))
     backend.check()
@@ -88,8 +93,12 @@ def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
         audio = speech_like(SECONDS)
         output = tmp_path / "talk.mp4"
         result = backend.render(RenderRequest(portrait=portrait_bytes, audio=audio, sample_rate=RATE, output=output))
-        assert backend.batcher is not None and backend.model is not None
-        assert backend.batcher.stats.max_batch == 8 and backend.model.face_size == 96
+        assert backend.model is not None and backend.model.face_size == 96
+        if pipeline == "threaded":
+            assert backend.batcher is not None and backend.batcher.stats.max_batch == 8
+        else:  # paste-back in torch, encoding in the pool, first frames in a small first batch
+            assert backend.engine is not None and backend.engine.frames == round(SECONDS * FPS)
+            assert backend.engine.batches > round(SECONDS * FPS) // 8
     finally:
         backend.unload()
 
