@@ -71,6 +71,9 @@ class ASRSettings(StageLimits):
     # faster-whisper's batched pipeline: 30 s windows of speech decoded batch_size at a time (the GPU path).
     batched: bool = False
     batch_size: int = 8
+    # CTranslate2 workers: transcriptions one process runs at once (a threads pool with this concurrency;
+    # on CUDA each worker holds its own copy of the model on the GPU).
+    num_workers: int = 1
     # Transcripts by (audio content hash, model, options) in the LRU cache Redis; 0 disables the cache.
     cache_ttl_seconds: int = 7 * 24 * 3600
 
