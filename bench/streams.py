@@ -7,9 +7,11 @@ Each stream is one talking head answering in ``--segments`` sentence segments of
 segments are: speech → Wav2Lip mel windows → the network (the original 36.3 M-parameter
 architecture with random weights, ``reference_net.Wav2Lip``) → paste-back into the
 512 px repo portrait → H.264 + AAC MP4 (x264 ``veryfast``, CRF 20). The content is
-face-like: the real portrait, with the network's new lower face in the real face box
-(from dlib's landmarks of this portrait, fixed here because the GPU machine has no
-dlib models). Streams start spread over ``--ramp`` seconds, all run at once.
+face-like (``--content face``, see ``FaceLike``): a random network's own output is a
+nearly constant grey patch, the cheapest thing to encode, so the pasted lower face is
+the portrait's own, moved by the speech every frame, in the real face box (from
+dlib's landmarks of this portrait, fixed here because the GPU machine has no dlib
+models). Streams start spread over ``--ramp`` seconds, all run at once.
 
 ``--pipeline pooled`` renders through ``RenderEngine`` (the GPU machine's pipeline:
 first frames first, paste-back in torch, encoder processes), ``threaded`` through the
@@ -84,6 +86,35 @@ def portrait() -> np.ndarray:
     return image
 
 
+class FaceLike(torch.nn.Module):
+    """The Wav2Lip network's full cost with face-like output: no trained weights exist to make a real mouth.
+
+    The output is 98 % the reference face crop with its lower half stretched down by the
+    speech's loudness in the frame's mel window (a jaw that opens and closes, real skin and
+    lips moving every frame, which is what x264 pays for) and 2 % the network's output, so
+    the network is really run and cannot be optimised away.
+    """
+
+    def __init__(self, net: Wav2Lip) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        generated = self.net(mel, face)
+        reference = face[:, 3:6]
+        size = reference.shape[-1]
+        opening = ((mel.mean(dim=(1, 2, 3)) + 4) / 8).clamp(0, 1)  # about 0 in silence, 1 when loud
+        rows = torch.linspace(-1, 1, size, device=face.device, dtype=face.dtype)
+        lower = (rows > 0).to(face.dtype)
+        # Sample the lower half from higher up as the mouth opens: it stretches downwards by up to 12 %.
+        source_rows = rows[None, :] - lower[None, :] * rows[None, :] * 0.12 * opening[:, None]
+        grid_y = source_rows[:, :, None].expand(-1, size, size)
+        grid_x = rows[None, None, :].expand(face.shape[0], size, size)
+        grid = torch.stack([grid_x, grid_y], dim=-1)
+        moved = torch.nn.functional.grid_sample(reference, grid, mode="bilinear", align_corners=True)
+        return 0.98 * moved + 0.02 * generated
+
+
 def windows_of(audio: np.ndarray) -> np.ndarray:
     """What the backend does with a segment's speech before the network (resample, mel, windows)."""
     frames = max(1, int(round(len(audio) * FPS / RATE)))
@@ -139,7 +170,8 @@ class Sampler:
 Renderer = Callable[[np.ndarray, np.ndarray, str], tuple[float, float]]
 
 
-def pooled_renderer(net: Wav2Lip, scratch: Path, args: argparse.Namespace) -> tuple[Renderer, Callable[[], None]]:
+def pooled_renderer(net: torch.nn.Module, scratch: Path,
+                    args: argparse.Namespace) -> tuple[Renderer, Callable[[], None]]:
     """The pooled pipeline: RenderEngine over the network loaded as the backend loads it."""
     from workers.animation.encoder_pool import EncoderPool
     from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
@@ -169,7 +201,8 @@ def pooled_renderer(net: Wav2Lip, scratch: Path, args: argparse.Namespace) -> tu
     return render, close
 
 
-def threaded_renderer(net: Wav2Lip, scratch: Path, args: argparse.Namespace) -> tuple[Renderer, Callable[[], None]]:
+def threaded_renderer(net: torch.nn.Module, scratch: Path,
+                      args: argparse.Namespace) -> tuple[Renderer, Callable[[], None]]:
     """The render-thread path, as the backend ran it before the pooled pipeline (TorchScript, fp16)."""
     from workers.animation.encoder import VideoWriter
     from workers.animation.wav2lip.batcher import FrameBatcher
@@ -271,11 +304,14 @@ def main() -> None:
     parser.add_argument("--encoders", type=int, default=0, help="encoder processes (0: one per core)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--tag", default="", help="added to the results file's name")
+    parser.add_argument("--content", choices=["face", "flat"], default="face",
+                        help="face: the face crop moved by the speech (FaceLike); flat: the random network's own "
+                             "output, a nearly constant patch (the cheapest content to encode)")
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "CPU"
-    net = trained_like()
+    net: torch.nn.Module = FaceLike(trained_like()).eval() if args.content == "face" else trained_like()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
         scratch = Path(folder)
@@ -290,7 +326,7 @@ def main() -> None:
         finally:
             close()
     print(f"\n{args.pipeline} pipeline on {device}, {os.cpu_count()} cores; {args.segments} segments of "
-          f"{args.seconds:g} s per stream, 512 px portrait, batch {args.batch_size}")
+          f"{args.seconds:g} s per stream, 512 px portrait, {args.content} content, batch {args.batch_size}")
     print(f"{'streams':>7} {'total fps':>9} {'real-time':>9} {'min fps':>7} {'first frame ms p50/p95/max':>27} "
           f"{'encoded ms p50/p95/max':>23} {'GPU %':>5} {'cores':>5}")
     for r in rows:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -16,8 +17,8 @@ from workers.animation.encoder_pool import EncoderPool, EncodeSpec, default_proc
 
 pytestmark = pytest.mark.unit
 RATE, FPS = 24000, 25
-BOX = (150, 110, 360, 360)  # left, top, right, bottom
-REGION = (250, 210, 3)
+BOX = (151, 109, 361, 360)  # left, top, right, bottom: odd edges on purpose (chroma blocks are 2x2)
+REGION = (251, 210, 3)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def test_concurrent_videos_equal_what_one_writer_makes_of_the_same_frames(pool, 
         feed(handle, frames)
     results = [h.result.result(30) for h in handles]
     assert all(r.frames == count and r.first_encoded_at > 0 for r in results)
-    # The same frames through one VideoWriter in this process (x264 on one thread is deterministic).
+    # The same whole frames, converted whole, through one VideoWriter here (x264 on one thread is
+    # deterministic): the pool's region-only colour conversion gives exactly the whole frame's.
     left, top, right, bottom = BOX
     for i, frames in enumerate(inputs):
         reference = tmp_path / f"ref{i}.mp4"
@@ -79,7 +81,7 @@ def test_concurrent_videos_equal_what_one_writer_makes_of_the_same_frames(pool, 
             for region in frames:
                 frame = portrait.copy()
                 frame[top:bottom, left:right] = region
-                writer.write(frame)
+                writer.write_i420(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420))
         ours, theirs = decoded(tmp_path / f"v{i}.mp4"), decoded(reference)
         assert len(ours) == count and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
     assert pool.load() == [0, 0]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -55,6 +56,11 @@ class EngineOptions:
     max_wait: float = 0.01  # how long a part-full fair-share batch waits to fill (s); first batches never wait
     crf: int = 20
     preset: str = "veryfast"
+    poll: float = 0.004  # how often the feeder looks for room that encoders freed (s)
+    # The interpreter's GIL switch interval while the engine runs (s; Python's default is 0.005). Render
+    # threads release and retake the GIL at every numpy call; at 5 ms a turn, a segment's setup queued
+    # behind the feeder's and drain's Python for hundreds of milliseconds.
+    switch_interval: float = 0.001
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ class RenderEngine:
         self._mel_events: list[Any] = [None] * len(self._mel_buffers)
         self.batches = 0
         self.frames = 0
+        if 0 < options.switch_interval < sys.getswitchinterval():
+            sys.setswitchinterval(options.switch_interval)
         self._feeder = threading.Thread(target=self._feed, name="wav2lip-feeder", daemon=True)
         self._drainer = threading.Thread(target=self._drain, name="wav2lip-drain", daemon=True)
         self._feeder.start()
@@ -203,7 +211,7 @@ class RenderEngine:
                     if parts:
                         return [(self._renders[p.key], p) for p in parts]
                 # Room frees as encoders progress, which nobody signals: look again shortly.
-                self._cond.wait(0.002 if planner.pending() else None)
+                self._cond.wait(self.options.poll if planner.pending() else None)
             return None
 
     def _feed(self) -> None:

@@ -176,7 +176,8 @@ def optimize(module: Any, options: NetworkOptions) -> PreparedNetwork:
     folded = 0
     scripted = isinstance(module, torch.jit.ScriptModule)
     if scripted:
-        module = torch.jit.freeze(module)  # folds conv + batch norm, inlines the weights
+        # Cast first: freezing inlines the weights as constants, which a later .to() leaves alone.
+        module = torch.jit.freeze(module.to(dtype))  # also folds conv + batch norm
     elif isinstance(module, fx.GraphModule):
         folded = fold_batch_norm(module)
     for parameter in module.parameters():
