@@ -95,25 +95,26 @@ class FaceLike(torch.nn.Module):
     the network is really run and cannot be optimised away.
     """
 
-    def __init__(self, net: Wav2Lip) -> None:
+    def __init__(self, net: Wav2Lip, size: int = 96) -> None:
         super().__init__()
         self.net = net
+        # A buffer, not a constant in forward: it follows the module to its device and dtype, so that
+        # exported and traced graphs hold no device or dtype of their own.
+        self.register_buffer("rows", torch.linspace(-1, 1, size))
 
     def forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         generated = self.net(mel, face)
-        # The warp in float32 whatever the network runs in (a traced float16 network keeps float32 constants).
-        reference = face[:, 3:6].float()
-        size = reference.shape[-1]
-        opening = ((mel.float().mean(dim=(1, 2, 3)) + 4) / 8).clamp(0, 1)  # about 0 in silence, 1 when loud
-        rows = torch.linspace(-1, 1, size, device=face.device)
-        lower = (rows > 0).float()
+        reference = face[:, 3:6]
+        rows: torch.Tensor = self.rows
+        size = rows.shape[0]
+        opening = ((mel.mean(dim=(1, 2, 3)) + 4) / 8).clamp(0, 1)  # about 0 in silence, 1 when loud
         # Sample the lower half from higher up as the mouth opens: it stretches downwards by up to 12 %.
-        source_rows = rows[None, :] - lower[None, :] * rows[None, :] * 0.12 * opening[:, None]
+        source_rows = rows[None, :] - rows.clamp(min=0)[None, :] * 0.12 * opening[:, None]
         grid_y = source_rows[:, :, None].expand(-1, size, size)
         grid_x = rows[None, None, :].expand(face.shape[0], size, size)
         grid = torch.stack([grid_x, grid_y], dim=-1)
         moved = torch.nn.functional.grid_sample(reference, grid, mode="bilinear", align_corners=True)
-        return 0.98 * moved + 0.02 * generated.float()
+        return 0.98 * moved + 0.02 * generated
 
 
 def windows_of(audio: np.ndarray) -> np.ndarray:
