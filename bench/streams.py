@@ -105,7 +105,7 @@ class FaceLike(torch.nn.Module):
     def forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         generated = self.net(mel, face)
         reference = face[:, 3:6]
-        rows: torch.Tensor = self.rows
+        rows = self.get_buffer("rows")
         size = rows.shape[0]
         opening = ((mel.mean(dim=(1, 2, 3)) + 4) / 8).clamp(0, 1)  # about 0 in silence, 1 when loud
         # Sample the lower half from higher up as the mouth opens: it stretches downwards by up to 12 %.
