@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -41,11 +42,18 @@ def speech_like(seconds: float, seed: int = 3) -> np.ndarray:
     return (0.4 * syllables * (voiced + 0.3 * rng.standard_normal(len(t)))).astype(np.float32)
 
 
-def still(image: np.ndarray, path: Path) -> np.ndarray:
-    """``image`` after a lossless H.264 round trip, as one frame."""
+def still(image: np.ndarray, path: Path, i420: bool = False) -> np.ndarray:
+    """``image`` after a lossless H.264 round trip, as one frame.
+
+    ``i420``: converted to YUV by OpenCV, as the pooled pipeline's encoders do (FFmpeg's
+    converter filters chroma across 2x2 blocks and gives slightly other colours at edges).
+    """
     with VideoWriter(path, image.shape[1], image.shape[0], FPS, np.zeros(RATE // FPS, np.float32), RATE,
                      crf=0) as writer:
-        writer.write(image)
+        if i420:
+            writer.write_i420(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
+        else:
+            writer.write(image)
     with av.open(str(path)) as container:
         return next(container.decode(video=0)).to_ndarray(format="bgr24")
 
@@ -114,7 +122,8 @@ def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
 
     # The portrait as the backend scaled it, without any landmark work, through the same lossless
     # encoder (its BGR -> YUV 4:2:0 -> BGR round trip is the only change it may show).
-    portrait = still(decode_image(portrait_bytes, settings.animation.max_side), tmp_path / "still.mp4")
+    portrait = still(decode_image(portrait_bytes, settings.animation.max_side), tmp_path / "still.mp4",
+                     i420=pipeline == "pooled")
     assert frames[0].shape == portrait.shape and (result.width, result.height) == (portrait.shape[1], portrait.shape[0])
 
     # Where the paste-back may write: the lower part of the face box (from the backend's own landmarks).
