@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.gpu_stages import concurrent
 from contracts.payload import Turn
 from contracts.settings import Settings
 from workers.llm.backends.transformers_llm import TransformersLLM
@@ -76,21 +76,8 @@ def one_at_a_time(model: TransformersLLM, prompts: list[list[Turn]],
 
 def together(model: TransformersLLM, prompts: list[list[Turn]], options: GenerationOptions) -> tuple[float, list[dict]]:
     """All prompts at once, one thread each; wall time and each request's figures."""
-    results: list[dict[str, Any]] = [{} for _ in prompts]
-    barrier = threading.Barrier(len(prompts) + 1)
-
-    def ask(index: int) -> None:
-        barrier.wait()
-        results[index] = timed_reply(model, prompts[index], options)
-
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, results
+    wall, per_thread = concurrent(lambda i: timed_reply(model, prompts[i], options), len(prompts), 1)
+    return wall, [calls[0] for calls in per_thread]
 
 
 def summary(label: str, concurrency: int, wall: float, runs: list[dict[str, Any]], baseline_s: float) -> dict:

@@ -1,26 +1,25 @@
-"""Frames per second of the wav2lip backend's batched inference path, at several batch sizes.
+"""Frames per second of the wav2lip network as the backend can run it, and of the backend's ``infer``.
 
-    python -m bench.wav2lip [--batch-sizes 1 16 64 128] [--seconds 10] [--renders 4] [--onnx] [--half]
+    python -m bench.wav2lip [--batch-sizes 8 128 256] [--frames 4096]
 
-The network is the original Wav2Lip generator (``reference_net.Wav2Lip``, 36.3M
-parameters, 96x96 faces) with random weights: no weights ship, and the speed does not
-depend on them. It is exported to TorchScript (and with ``--onnx`` to ONNX) and loaded
-through the backend's own loader, on CUDA when torch sees a GPU. For each batch size:
+The network is the original Wav2Lip generator (``reference_net.Wav2Lip``, 36.3 M
+parameters, 96x96 faces) with random weights whose batch-norm statistics are away from
+0 and 1 (no weights ship; the speed does not depend on them). Two tables:
 
-* ``gpu``: the network alone on device-resident tensors (CUDA events; on the CPU, wall clock);
-* ``net``: the backend's ``infer`` (numpy in, host-to-device copy, network, copy back);
-* ``path``: one render's whole batched path: mel spectrogram and windows, face crop,
-  the ``FrameBatcher`` thread, paste-back of every frame into the 512x512 repo portrait
-  (no video encoding: that is the landmark bench's business and runs on the CPU alike);
-* ``path xN``: ``--renders`` renders at once through one shared batcher (as a worker
-  with ``--pool threads`` runs them), total frames per second of all of them.
+* **network**: the network alone on device-resident inputs (four input sets in turn,
+  timed with CUDA events; wall clock on the CPU), in the ways the backend can load it:
+  ``fp32`` and ``fp16`` TorchScript as traced (how it ran before the pooled pipeline),
+  ``fp16 cl+fold`` (a ``.pt2`` program through ``network.optimize``: batch norm folded,
+  channels_last, not compiled) and ``fp16 compiled`` (the same, ``torch.compile`` with
+  inductor and freezing). ``max |Δ|`` is the largest difference from the fp32 network's
+  output on the same inputs (outputs are in [0, 1]).
+* **infer**: the backend's numpy ``infer(mel, face)`` (host arrays in, host array out,
+  every copy included) with the TorchScript fp16 network and a per-frame face array
+  (the threaded path before), and with the compiled ``.pt2`` network and one broadcast
+  face (``np.broadcast_to``: uploaded once).
 
-ONNX Runtime without its CUDA provider on a GPU machine gets the ``net`` column only,
-over fewer frames (it runs on the CPU there).
-
-Needs only numpy, OpenCV and torch (and onnxruntime for ``--onnx``), not the farm's
-dependencies, so it runs as is on the GPU machine. The table goes to stdout, the
-numbers to ``$OUT/wav2lip.json`` when ``OUT`` is set, else bench/results/wav2lip.json.
+The pooled pipeline does not go through ``infer``; ``bench/streams.py`` measures it end
+to end. Results go to ``$OUT/wav2lip.json`` (or bench/results/).
 """
 
 from __future__ import annotations
@@ -30,209 +29,167 @@ import json
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import torch
 
-from workers.animation.wav2lip.batcher import FrameBatcher
-from workers.animation.wav2lip.face import CropBox
-from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
-from workers.animation.wav2lip.pipeline import lip_sync_frames
-from workers.animation.wav2lip.reference_net import Wav2Lip, export_onnx, export_torchscript, parameter_count
-from workers.animation.wav2lip.runner import LipSyncModel, open_model
+from bench.streams import trained_like
+from workers.animation.wav2lip import network
+from workers.animation.wav2lip.reference_net import export_program, export_torchscript, parameter_count
+from workers.animation.wav2lip.runner import open_model
 
-PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "portrait.png"
-FPS = 25
+SIZE = 96
 
 
-def speech_like(seconds: float, seed: int) -> np.ndarray:
-    rate = WAV2LIP.sample_rate
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    syllables = np.clip(np.sin(2 * np.pi * 3.5 * t), 0, None) ** 1.5
-    phase = 2 * np.pi * np.cumsum(120 + 20 * np.sin(2 * np.pi * 0.7 * t)) / rate
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    return (0.4 * syllables * (voiced + 0.3 * rng.standard_normal(len(t)))).astype(np.float32)
+def inputs(batch: int, device: torch.device, dtype: torch.dtype, channels_last: bool,
+           sets: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(batch)
+    out = []
+    for _ in range(sets):
+        mel = (torch.rand((batch, 1, 80, 16), generator=generator) * 8 - 4).to(device, dtype)
+        face = torch.rand((batch, 6, SIZE, SIZE), generator=generator).to(device, dtype)
+        if channels_last:
+            mel, face = mel.contiguous(memory_format=torch.channels_last), face.contiguous(
+                memory_format=torch.channels_last)
+        out.append((mel, face))
+    return out
 
 
-def trained_like(seed: int = 0) -> Wav2Lip:
-    """Random weights with BatchNorm statistics away from 0/1, so nothing folds to a constant."""
-    torch.manual_seed(seed)
-    net = Wav2Lip().eval()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                assert module.running_mean is not None and module.running_var is not None
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    return net
-
-
-def median_time(step: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
-    times = []
-    for _ in range(repeats):
-        sync()
-        started = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def gpu_fps(path: Path, batch: int, half: bool, iterations: int) -> float:
-    """The TorchScript network on device tensors, timed with CUDA events (wall clock on the CPU)."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.float16 if half and device.type == "cuda" else torch.float32
-    module = torch.jit.load(str(path), map_location=device).eval().to(dtype)
-    generator = torch.Generator(device=device).manual_seed(batch)
-    sets = [(torch.rand((batch, 1, 80, 16), generator=generator, device=device, dtype=dtype) * 8 - 4,
-             torch.rand((batch, 6, 96, 96), generator=generator, device=device, dtype=dtype)) for _ in range(4)]
+def timed_fps(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+              sets: list[tuple[torch.Tensor, torch.Tensor]], iterations: int, device: torch.device) -> float:
+    """Median frames per second of three timed loops of ``iterations`` batches, after a warm-up."""
+    batch = sets[0][0].shape[0]
+    rates = []
     with torch.inference_mode():
         for i in range(3):
-            module(*sets[i % 4])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for i in range(iterations):
-                module(*sets[i % 4])
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            started = time.perf_counter()
-            for i in range(iterations):
-                module(*sets[i % 4])
-            seconds = time.perf_counter() - started
-    return batch * iterations / seconds
+            forward(*sets[i % len(sets)])
+        for _ in range(3):
+            if device.type == "cuda":
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                torch.cuda.synchronize()
+                start.record()
+                for i in range(iterations):
+                    forward(*sets[i % len(sets)])
+                end.record()
+                torch.cuda.synchronize()
+                seconds = start.elapsed_time(end) / 1000
+            else:
+                started = time.perf_counter()
+                for i in range(iterations):
+                    forward(*sets[i % len(sets)])
+                seconds = time.perf_counter() - started
+            rates.append(batch * iterations / seconds)
+    return statistics.median(rates)
 
 
-def net_fps(model: LipSyncModel, batch: int, iterations: int, sync: Callable[[], None]) -> float:
-    rng = np.random.default_rng(batch)
-    sets = [(rng.uniform(-4, 4, (batch, 1, 80, 16)).astype(np.float32),
-             rng.uniform(0, 1, (batch, 6, 96, 96)).astype(np.float32)) for _ in range(4)]
-    for i in range(2):
-        model.infer(*sets[i])
+def network_rows(scratch: Path, batches: list[int], frames: int, device: torch.device) -> list[dict[str, Any]]:
+    net = trained_like()
+    script = export_torchscript(net, scratch / "w.pt", SIZE)
+    program = export_program(net, scratch / "w.pt2", SIZE)
+    cuda = device.type == "cuda"
+    half = torch.float16 if cuda else torch.float32
 
-    def run() -> None:
-        for i in range(iterations):
-            model.infer(*sets[i % 4])
+    def torchscript(dtype: torch.dtype) -> network.PreparedNetwork:
+        module = torch.jit.load(str(script), map_location=device).eval().to(dtype)
+        return network.PreparedNetwork(module, device, dtype, False, False, 0)
 
-    return batch * iterations / median_time(run, 3, sync)
+    variants: list[tuple[str, Callable[[], network.PreparedNetwork]]] = [
+        ("fp32", lambda: torchscript(torch.float32)),
+        ("fp16", lambda: torchscript(half)),
+        ("fp16 cl+fold", lambda: network.optimize(network.load_exported(str(program), device),
+                                                  network.NetworkOptions(str(device), True, True, "off"))),
+        ("fp16 compiled", lambda: network.optimize(network.load_exported(str(program), device),
+                                                   network.NetworkOptions(str(device), True, True, "on"))),
+    ]
+    reference = torchscript(torch.float32)
+    rows = []
+    for label, make in variants:
+        started = time.perf_counter()
+        prepared = make()
+        if prepared.compiled:
+            prepared = network.warm_up(prepared, SIZE, batches)
+        load_s = time.perf_counter() - started
+        for batch in batches:
+            sets = inputs(batch, device, prepared.dtype, prepared.channels_last)
+            with torch.inference_mode():
+                expected = reference.forward(*(t.float().contiguous() for t in sets[0]))
+                got = prepared.forward(*sets[0]).float()
+            error = float((got - expected).abs().max())
+            fps = timed_fps(prepared.forward, sets, max(2, frames // batch), device)
+            row = {"variant": label, "batch": batch, "fps": round(fps, 1), "max_abs_diff": error,
+                   "load_s": round(load_s, 1), "folded": prepared.folded, "compiled": prepared.compiled}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        del prepared
+    return rows
 
 
-def path_fps(model: LipSyncModel, image: np.ndarray, box: CropBox, audios: list[np.ndarray], batch: int,
-             sync: Callable[[], None]) -> tuple[float, dict[str, int]]:
-    """Frames per second of ``len(audios)`` renders at once through one batcher (mel to pasted frame)."""
-    batcher = FrameBatcher(model.infer, batch, max_wait=0.005)
-    frames_done = [0] * len(audios)
-
-    def render(i: int) -> None:
-        audio = audios[i]
-        frames = int(round(len(audio) * FPS / WAV2LIP.sample_rate))
-        windows = mel_windows(melspectrogram(audio), frames, FPS)
-        for frame in lip_sync_frames(image, box, windows, batcher, model.face_size, chunk=batch, depth=2,
-                                     timeout=600):
-            frames_done[i] += 1
-            assert frame.shape == image.shape
-
-    def run_all() -> None:
-        threads = [threading.Thread(target=render, args=(i,)) for i in range(len(audios))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    run_all()  # warm-up
-    seconds = median_time(run_all, 3, sync)
-    batcher.close()
-    total = sum(frames_done) // 4  # four runs: the warm-up and three timed
-    stats = {"batches": batcher.stats.batches, "shared_batches": batcher.stats.shared_batches,
-             "max_batch": batcher.stats.max_batch}
-    return total / seconds, stats
+def infer_rows(scratch: Path, batches: list[int], frames: int, device: torch.device) -> list[dict[str, Any]]:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rows = []
+    configs: list[tuple[str, str, network.CompileMode, bool]] = [
+        ("TorchScript fp16, per-frame faces", "w.pt", "off", False),
+        ("pt2 compiled, one face", "w.pt2", "auto", True)]
+    for label, name, compile_mode, broadcast in configs:
+        model = open_model(scratch / name, str(device), 0, True, compile=compile_mode, buckets=batches)
+        for batch in batches:
+            rng = np.random.default_rng(batch)
+            sets = []
+            for _ in range(4):
+                mel = rng.uniform(-4, 4, (batch, 1, 80, 16)).astype(np.float32)
+                face = rng.uniform(0, 1, (6, SIZE, SIZE)).astype(np.float32)
+                faces = np.broadcast_to(face, (batch, 6, SIZE, SIZE))
+                sets.append((mel, faces if broadcast else np.ascontiguousarray(faces)))
+            for i in range(2):
+                model.infer(*sets[i])
+            iterations = max(2, frames // batch)
+            rates = []
+            for _ in range(3):
+                sync()
+                started = time.perf_counter()
+                for i in range(iterations):
+                    model.infer(*sets[i % 4])
+                sync()
+                rates.append(batch * iterations / (time.perf_counter() - started))
+            row = {"variant": label, "device": model.device, "batch": batch, "fps": round(statistics.median(rates), 1)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        model.close()
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64, 128])
-    parser.add_argument("--seconds", type=float, default=10.0, help="speech per render in the path columns")
-    parser.add_argument("--renders", type=int, default=4, help="concurrent renders for the shared-batcher column")
-    parser.add_argument("--frames", type=int, default=1024, help="frames per timing of the network columns")
-    parser.add_argument("--onnx", action="store_true", help="also time the ONNX export on ONNX Runtime")
-    parser.add_argument("--half", action="store_true", help="also time TorchScript in float16 (CUDA only)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 128, 256])
+    parser.add_argument("--frames", type=int, default=4096, help="frames per timed loop")
+    parser.add_argument("--skip-infer", action="store_true")
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
-    device_name = torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    image = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"cannot read {PORTRAIT}")
-    # A face-sized box where the repo portrait's face is; its place does not change the cost.
-    height, width = image.shape[:2]
-    box = CropBox(int(0.30 * width), int(0.22 * height), int(0.70 * width), int(0.70 * height))
-    audios = [speech_like(args.seconds, seed) for seed in range(max(1, args.renders))]
-    net = trained_like()
+    device = torch.device("cuda" if cuda else "cpu")
+    name = torch.cuda.get_device_name(0) if cuda else f"CPU ({os.cpu_count()} cores)"
+    with tempfile.TemporaryDirectory(prefix="bench-wav2lip-") as folder:
+        scratch = Path(folder)
+        net_rows = network_rows(scratch, args.batch_sizes, args.frames, device)
+        api_rows = [] if args.skip_infer else infer_rows(scratch, args.batch_sizes, args.frames, device)
 
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-wav2lip-") as scratch:
-        variants: list[tuple[str, Path, bool]] = [("torchscript", export_torchscript(net, Path(scratch) / "w.pt", 96),
-                                                   False)]
-        if args.half and cuda:
-            variants.append(("torchscript fp16", variants[0][1], True))
-        if args.onnx:
-            variants.append(("onnx", export_onnx(net, Path(scratch) / "w.onnx", 96), False))
-        for label, path, half in variants:
-            started = time.perf_counter()
-            model = open_model(path, "auto", half=half)
-            load_s = time.perf_counter() - started
-            for batch in args.batch_sizes:
-                iterations = max(2, args.frames // batch)
-                row: dict[str, Any] = {"runtime": label, "device": model.device, "batch": batch,
-                                       "load_s": round(load_s, 2)}
-                if label.startswith("torchscript"):
-                    row["gpu_fps"] = round(gpu_fps(path, batch, half, iterations), 1)
-                if cuda and "CPU" in model.device:
-                    # ONNX Runtime without its CUDA provider on a GPU machine: the network alone, briefly.
-                    row["net_fps"] = round(net_fps(model, batch, max(2, 128 // batch), sync), 1)
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-                    continue
-                row["net_fps"] = round(net_fps(model, batch, iterations, sync), 1)
-                row["path_fps"], _ = path_fps(model, image, box, audios[:1], batch, sync)
-                row["path_fps"] = round(row["path_fps"], 1)
-                if args.renders > 1:
-                    fps, stats = path_fps(model, image, box, audios, batch, sync)
-                    row[f"path_x{args.renders}_fps"] = round(fps, 1)
-                    row["shared_batches"] = stats["shared_batches"]
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-            model.close()
-
-    print()
-    print(f"wav2lip (original architecture, {parameter_count(net) / 1e6:.1f}M parameters, random weights, "
-          f"96x96 faces) on {device_name}; frames per second")
-    print(f"path: {args.seconds:.0f} s renders of the 512x512 portrait, mel to pasted frame, no encoding; "
-          f"path x{args.renders}: {args.renders} renders sharing one batcher")
-    header = f"{'runtime':<17} {'batch':>5} {'gpu':>9} {'net':>9} {'path':>8} {f'path x{args.renders}':>9}"
-    print(header)
-    for row in rows:
-        cells = [row.get(key, float("nan")) for key in ("gpu_fps", "net_fps", "path_fps", f"path_x{args.renders}_fps")]
-        print(f"{row['runtime']:<17} {row['batch']:>5} {cells[0]:>9.1f} {cells[1]:>9.1f} {cells[2]:>8.1f} "
-              f"{cells[3]:>9.1f}  {row['device']}")
+    print(f"\nwav2lip (original architecture, {parameter_count(trained_like()) / 1e6:.1f} M parameters, random "
+          f"weights, 96x96 faces) on {name}, torch {torch.__version__}; frames per second")
+    print(f"{'network':<16} {'batch':>5} {'fps':>9} {'max |Δ|':>9}")
+    for row in net_rows:
+        print(f"{row['variant']:<16} {row['batch']:>5} {row['fps']:>9.0f} {row['max_abs_diff']:>9.1e}")
+    if api_rows:
+        print(f"\n{'infer':<36} {'batch':>5} {'fps':>9}")
+        for row in api_rows:
+            print(f"{row['variant']:<36} {row['batch']:>5} {row['fps']:>9.0f}")
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent / "results"
     out.mkdir(parents=True, exist_ok=True)
     target = out / "wav2lip.json"
-    target.write_text(json.dumps({
-        "device": device_name, "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
-        "parameters": parameter_count(net), "face_size": 96, "seconds_per_render": args.seconds,
-        "renders": args.renders, "rows": rows,
-    }, indent=2) + "\n")
+    target.write_text(json.dumps({"device": name, "torch": torch.__version__, "network": net_rows,
+                                  "infer": api_rows}, indent=2) + "\n")
     print(f"written to {target}")
 
 

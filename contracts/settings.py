@@ -81,6 +81,9 @@ class ASRSettings(StageLimits):
     # faster-whisper's batched pipeline: 30 s windows of speech decoded batch_size at a time (the GPU path).
     batched: bool = False
     batch_size: int = 8
+    # CTranslate2 workers: transcriptions one process runs at once (a threads pool with this concurrency;
+    # on CUDA each worker holds its own copy of the model on the GPU).
+    num_workers: int = 1
     # Transcripts by (audio content hash, model, options) in the LRU cache Redis; 0 disables the cache.
     cache_ttl_seconds: int = 7 * 24 * 3600
 
@@ -178,14 +181,28 @@ class TTSSettings(StageLimits):
 class Wav2LipSettings(BaseModel):
     """The neural lip-sync backend: the operator's network file and how it runs."""
 
-    # A TorchScript (.pt) or ONNX (.onnx) file, or a folder holding one; relative to model_dir.
+    # A torch.export (.pt2), TorchScript (.pt) or ONNX (.onnx) file, or a folder holding one; relative to model_dir.
     model: str = "wav2lip"
     device: str = "auto"  # auto (CUDA when present), cuda or cpu
     face_size: int = 0  # 0: read it from the network
-    half: bool = False  # TorchScript in float16 on CUDA
+    half: bool = True  # a torch network in float16 on CUDA (the CPU always runs float32)
+    channels_last: bool = True  # NHWC weights and inputs (tensor-core convolutions on CUDA)
+    # torch.compile a .pt2 network (inductor, batch norm folded, weights frozen): auto = on CUDA.
+    compile: Literal["auto", "on", "off"] = "auto"
     max_wait_ms: float = 5.0  # how long a part-full batch waits for frames of other renders
-    in_flight: int = 2  # chunks of batch_size frames each render keeps queued
+    in_flight: int = 2  # threaded pipeline: chunks of batch_size frames each render keeps queued
     onnx_threads: int = 0  # ONNX Runtime CPU threads; 0: its default
+    # pooled: paste-back in torch on the network's device, H.264 in a pool of encoder processes, a
+    # feeder thread interleaving all renders (the GPU machine's pipeline; needs --pool threads or solo).
+    # threaded: each render thread pastes back in numpy and encodes (the CPU path). auto: pooled when
+    # a torch network runs on CUDA.
+    pipeline: Literal["auto", "pooled", "threaded"] = "auto"
+    # pooled: a render's first frames go through a batch of at most this many (its first frame fast).
+    first_batch: int = 8
+    # pooled: frames of a render rendered ahead of its encoder (shared memory, per render).
+    frames_ahead: int = 32
+    # pooled: encoder processes (x264 one thread each); 0: one per CPU core.
+    encoder_processes: int = 0
 
 
 class AnimationSettings(StageLimits):

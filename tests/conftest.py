@@ -45,6 +45,16 @@ def portrait_bytes() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def portrait() -> np.ndarray:
+    """The repo portrait as OpenCV reads it: BGR uint8, 512 x 512."""
+    import cv2
+
+    image = cv2.imread(str(DATA / "portrait.png"), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+@pytest.fixture(scope="session")
 def model_settings():
     """Settings whose model folder holds the prepared embedded models."""
     from contracts.settings import Settings

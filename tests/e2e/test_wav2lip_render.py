@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ from workers.animation.base import RenderRequest, registry
 from workers.animation.encoder import EncoderOptions, VideoWriter
 from workers.animation.portrait import decode_image
 from workers.animation.wav2lip.face import CropOptions, crop_box
-from workers.animation.wav2lip.reference_net import TinyWav2Lip, export_onnx, export_torchscript
+from workers.animation.wav2lip.reference_net import TinyWav2Lip, export_onnx, export_program, export_torchscript
 
 pytestmark = pytest.mark.e2e
 
@@ -41,20 +42,28 @@ def speech_like(seconds: float, seed: int = 3) -> np.ndarray:
     return (0.4 * syllables * (voiced + 0.3 * rng.standard_normal(len(t)))).astype(np.float32)
 
 
-def still(image: np.ndarray, path: Path) -> np.ndarray:
-    """``image`` after a lossless H.264 round trip, as one frame."""
+def still(image: np.ndarray, path: Path, i420: bool = False) -> np.ndarray:
+    """``image`` after a lossless H.264 round trip, as one frame.
+
+    ``i420``: converted to YUV by OpenCV, as the pooled pipeline's encoders do (FFmpeg's
+    converter filters chroma across 2x2 blocks and gives slightly other colours at edges).
+    """
     with VideoWriter(path, image.shape[1], image.shape[0], FPS, np.zeros(RATE // FPS, np.float32), RATE,
                      crf=0) as writer:
-        writer.write(image)
+        if i420:
+            writer.write_i420(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
+        else:
+            writer.write(image)
     with av.open(str(path)) as container:
         return next(container.decode(video=0)).to_ndarray(format="bgr24")
 
 
-def settings_for(model_dir: Path, model: str) -> Settings:
+def settings_for(model_dir: Path, model: str, pipeline: str = "auto") -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None, model_dir=model_dir, data_dir=model_dir / "data",
         animation=AnimationSettings(backend="wav2lip", batch_size=8,
-                                    wav2lip=Wav2LipSettings(model=model, device="cpu")),
+                                    wav2lip=Wav2LipSettings(model=model, device="cpu", pipeline=pipeline,
+                                                            encoder_processes=2)),
     )
 
 
@@ -66,6 +75,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     net = TinyWav2Lip(96).eval()
     export_torchscript(net, folder / "wav2lip" / "tiny.pt", 96)
     export_onnx(net, folder / "wav2lip" / "tiny.onnx", 96)
+    export_program(net, folder / "wav2lip" / "tiny.pt2", 96)
     return folder
 
 
@@ -75,11 +85,14 @@ def test_worker_start_check_names_what_is_missing(tmp_path: Path):
         backend.check()
 
 
-@pytest.mark.parametrize("model", ["wav2lip/tiny.pt", "wav2lip/tiny.onnx"])
+@pytest.mark.parametrize("model, pipeline", [
+    ("wav2lip/tiny.pt", "threaded"), ("wav2lip/tiny.onnx", "threaded"),
+    ("wav2lip/tiny.pt2", "pooled"), ("wav2lip/tiny.pt", "pooled"),
+])
 def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
-    model_dir: Path, portrait_bytes: bytes, tmp_path: Path, model: str
+    model_dir: Path, portrait_bytes: bytes, tmp_path: Path, model: str, pipeline: str
 ):
-    settings = settings_for(model_dir, model)
+    settings = settings_for(model_dir, model, pipeline)
     # Lossless H.264: compare pixels exactly.
     backend = Wav2LipAnimator(settings, Wav2LipOptions(encoder=EncoderOptions(crf=0)))
     backend.check()
@@ -88,8 +101,12 @@ def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
         audio = speech_like(SECONDS)
         output = tmp_path / "talk.mp4"
         result = backend.render(RenderRequest(portrait=portrait_bytes, audio=audio, sample_rate=RATE, output=output))
-        assert backend.batcher is not None and backend.model is not None
-        assert backend.batcher.stats.max_batch == 8 and backend.model.face_size == 96
+        assert backend.model is not None and backend.model.face_size == 96
+        if pipeline == "threaded":
+            assert backend.batcher is not None and backend.batcher.stats.max_batch == 8
+        else:  # paste-back in torch, encoding in the pool, first frames in a small first batch
+            assert backend.engine is not None and backend.engine.frames == round(SECONDS * FPS)
+            assert backend.engine.batches > round(SECONDS * FPS) // 8
     finally:
         backend.unload()
 
@@ -105,7 +122,8 @@ def test_renders_an_mp4_with_the_lower_face_regenerated_and_feathered(
 
     # The portrait as the backend scaled it, without any landmark work, through the same lossless
     # encoder (its BGR -> YUV 4:2:0 -> BGR round trip is the only change it may show).
-    portrait = still(decode_image(portrait_bytes, settings.animation.max_side), tmp_path / "still.mp4")
+    portrait = still(decode_image(portrait_bytes, settings.animation.max_side), tmp_path / "still.mp4",
+                     i420=pipeline == "pooled")
     assert frames[0].shape == portrait.shape and (result.width, result.height) == (portrait.shape[1], portrait.shape[0])
 
     # Where the paste-back may write: the lower part of the face box (from the backend's own landmarks).

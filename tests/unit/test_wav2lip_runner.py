@@ -94,7 +94,7 @@ def test_the_model_setting_names_a_file_or_a_folder_with_one(tiny: TinyWav2Lip, 
     export_onnx(tiny, folder / "net.onnx", 96)
     with pytest.raises(ModelMissingError, match="several networks"):
         resolve_model_path(tmp_path, "wav2lip")
-    with pytest.raises(ModelMissingError, match="not a TorchScript"):
+    with pytest.raises(ModelMissingError, match="not a torch.export"):
         resolve_model_path(tmp_path, "wav2lip/README.txt")
 
 

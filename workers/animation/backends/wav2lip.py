@@ -5,18 +5,27 @@ frame; the portrait's face (found by the shared portrait preparation) becomes a
 crop of the network's size; the network regenerates the crop's lower face, which
 is pasted back through a feathered mask and encoded with the speech (H.264 + AAC).
 
-All renders of a worker process share one ``FrameBatcher``: with Celery's
-``--pool threads`` several renders run at once and their frames are packed into
-common forward passes of ``animation.batch_size`` frames. The network file
-(TorchScript or ONNX, ``animation.wav2lip.model`` under the model folder) is
-checked before the worker forks and loaded, with one test forward pass, in
-``_load``; see ``workers.animation.wav2lip.runner``.
+Two pipelines (``animation.wav2lip.pipeline``) do that with many renders at once
+(Celery's ``--pool threads``):
+
+* **pooled** (a torch network on CUDA, by default): one ``RenderEngine`` per process
+  feeds the GPU from every render (first frames of a new render first), pastes back
+  on the GPU and encodes in a pool of processes, one per core
+  (``workers.animation.wav2lip.engine``);
+* **threaded** (the CPU path, and ONNX): render threads share one ``FrameBatcher``
+  for the network and paste back and encode themselves.
+
+The network file (torch.export, TorchScript or ONNX, ``animation.wav2lip.model`` under
+the model folder) is checked before the worker forks and loaded, with one test
+forward pass (and, compiled, one per batch shape), in ``_load``; see
+``workers.animation.wav2lip.runner``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,8 +39,10 @@ from workers.animation.encoder import EncoderOptions, frame_count
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
 
 if TYPE_CHECKING:
+    from workers.animation.encoder_pool import EncoderPool
     from workers.animation.portrait_cache import PortraitPreparer
     from workers.animation.wav2lip.batcher import FrameBatcher
+    from workers.animation.wav2lip.engine import RenderEngine
     from workers.animation.wav2lip.face import CropOptions
     from workers.animation.wav2lip.runner import LipSyncModel
 
@@ -68,6 +79,8 @@ class Wav2LipAnimator(AnimationBackend):
         self._preparer: PortraitPreparer | None = None
         self._model: LipSyncModel | None = None
         self._batcher: FrameBatcher | None = None
+        self._engine: RenderEngine | None = None
+        self._encoders: EncoderPool | None = None
 
     @property
     def model(self) -> LipSyncModel | None:
@@ -76,6 +89,11 @@ class Wav2LipAnimator(AnimationBackend):
     @property
     def batcher(self) -> FrameBatcher | None:
         return self._batcher
+
+    @property
+    def engine(self) -> RenderEngine | None:
+        """The pooled pipeline's engine (None on the threaded pipeline)."""
+        return self._engine
 
     def check(self) -> None:
         """Raise ``ModelMissingError`` when the face models, the network file or its runtime is missing."""
@@ -91,7 +109,6 @@ class Wav2LipAnimator(AnimationBackend):
         try:
             from workers.animation.faces import FaceModels
             from workers.animation.portrait_cache import PortraitPreparer
-            from workers.animation.wav2lip.batcher import FrameBatcher
             from workers.animation.wav2lip.runner import open_model, resolve_model_path
         except ImportError as e:
             raise ModelMissingError(f"the wav2lip animator needs OpenCV and dlib ({e}); {INSTALL_HINT}") from e
@@ -101,18 +118,68 @@ class Wav2LipAnimator(AnimationBackend):
         started = time.perf_counter()
         faces = FaceModels(landmark_model_path(self.settings.model_dir))
         preparer = PortraitPreparer.from_settings(self.settings, faces)
-        model = open_model(path, config.device, config.face_size, config.half, config.onnx_threads)
+        pooled = self._pooled(path.suffix.lower())
+        compile_mode = config.compile if pooled else "off"  # the threaded batches have any size
+        model = open_model(path, config.device, config.face_size, config.half, config.onnx_threads,
+                           compile=compile_mode, channels_last=config.channels_last,
+                           buckets=(config.first_batch, animation.batch_size))
         self._preparer, self._model = preparer, model
-        self._batcher = FrameBatcher(model.infer, animation.batch_size, config.max_wait_ms / 1000.0)
-        log.info("wav2lip ready in %.2f s: %s on %s, batches of %d", time.perf_counter() - started, path.name,
-                 model.device, animation.batch_size)
+        if pooled:
+            self._engine, self._encoders = self._start_engine(model)
+        else:
+            from workers.animation.wav2lip.batcher import FrameBatcher
+
+            self._batcher = FrameBatcher(model.infer, animation.batch_size, config.max_wait_ms / 1000.0)
+        log.info("wav2lip ready in %.2f s: %s on %s, %s pipeline, batches of %d", time.perf_counter() - started,
+                 path.name, model.device, "pooled" if pooled else "threaded", animation.batch_size)
+
+    def _pooled(self, suffix: str) -> bool:
+        """Whether this process renders through the pooled pipeline (see ``Wav2LipSettings.pipeline``)."""
+        from workers.animation.wav2lip.runner import ONNX_SUFFIXES
+
+        config = self.settings.animation.wav2lip
+        if config.pipeline == "threaded":
+            return False
+        if config.pipeline == "auto":
+            import torch
+
+            on_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+            if not on_cuda or suffix in ONNX_SUFFIXES:
+                return False
+        if suffix in ONNX_SUFFIXES:
+            raise PermanentError("the pooled wav2lip pipeline runs torch networks (.pt2, .pt), not ONNX",
+                                 code="bad_settings")
+        if multiprocessing.current_process().daemon:
+            raise PermanentError(
+                "the pooled wav2lip pipeline starts encoder processes, which a prefork pool child cannot: "
+                "run the animation worker with --pool threads (or solo)", code="bad_settings")
+        return True
+
+    def _start_engine(self, model: LipSyncModel) -> tuple[RenderEngine, EncoderPool]:
+        from workers.animation.encoder_pool import EncoderPool
+        from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
+        from workers.animation.wav2lip.runner import TorchModel
+
+        assert isinstance(model, TorchModel)
+        animation = self.settings.animation
+        config = animation.wav2lip
+        encoder = self.options.encoder
+        encoders = EncoderPool(config.encoder_processes)
+        options = EngineOptions(batch_size=animation.batch_size, first_batch=config.first_batch,
+                                frames_ahead=config.frames_ahead, max_wait=config.max_wait_ms / 1000.0,
+                                crf=encoder.crf, preset=encoder.preset)
+        return RenderEngine(model.network, model.face_size, encoders, options), encoders
 
     def _unload(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        if self._encoders is not None:
+            self._encoders.close()
         if self._batcher is not None:
             self._batcher.close()
         if self._model is not None:
             self._model.close()
-        self._preparer = self._model = self._batcher = None
+        self._preparer = self._model = self._batcher = self._engine = self._encoders = None
 
     def _prepare(self, request: RenderRequest) -> _Face:
         """The one coupling to the shared, cached portrait preparation (decode, scale, face, landmarks)."""
@@ -126,7 +193,7 @@ class Wav2LipAnimator(AnimationBackend):
         from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
         from workers.animation.wav2lip.pipeline import lip_sync_frames
 
-        if self._model is None or self._batcher is None:
+        if self._model is None or (self._batcher is None and self._engine is None):
             raise RuntimeError("the wav2lip animator is not loaded")
         audio = request.audio
         animation = self.settings.animation
@@ -140,7 +207,17 @@ class Wav2LipAnimator(AnimationBackend):
         frames = frame_count(len(audio), request.sample_rate, fps)
         windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
         height, width = face.image.shape[:2]
+        if self._engine is not None:
+            from workers.animation.wav2lip.face import feather_mask
 
+            stats = self._engine.render(face.image, box, windows, feather_mask(box, crop), audio,
+                                        request.sample_rate, str(request.output), fps,
+                                        stall_timeout=self.options.chunk_timeout_s)
+            log.info("wav2lip: %d frames, first frame ready in %.0f ms, encoded in %.0f ms", frames,
+                     stats.first_frame_s * 1000, stats.first_encoded_s * 1000)
+            return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)
+
+        assert self._batcher is not None
         with self.video_writer(request, width, height, self.options.encoder) as writer:
             for frame in lip_sync_frames(
                 face.image, box, windows, self._batcher, self._model.face_size,

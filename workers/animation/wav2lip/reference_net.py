@@ -183,6 +183,21 @@ def export_torchscript(model: nn.Module, path: Path, face_size: int, metadata: b
     return path
 
 
+def export_program(model: nn.Module, path: Path, face_size: int) -> Path:
+    """Export ``model`` (in eval mode) with ``torch.export`` (any batch size) and save it as ``.pt2``.
+
+    The program records its input shapes, so the backend reads the face size from it; it
+    loads as an FX graph, whose batch norms the backend folds and which it can compile.
+    """
+    model = model.eval()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with torch.no_grad():
+        program = torch.export.export(model, example_inputs(face_size),
+                                      dynamic_shapes={"mel": {0: batch}, "face": {0: batch}})
+    torch.export.save(program, str(path))
+    return path
+
+
 def export_onnx(model: nn.Module, path: Path, face_size: int, opset: int = 17) -> Path:
     """Export ``model`` (in eval mode) to ONNX with a dynamic batch axis and a fixed face size.
 

@@ -121,6 +121,7 @@ class FasterWhisperASR(ASRBackend):
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=options.cpu_threads,
+                num_workers=max(1, options.num_workers),
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as e:

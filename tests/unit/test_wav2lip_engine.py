@@ -1,0 +1,100 @@
+"""The pooled wav2lip engine on the CPU: the same frames as the threaded path, many renders at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from workers.animation.encoder import VideoWriter
+from workers.animation.encoder_pool import EncoderPool
+from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
+from workers.animation.wav2lip.face import CropBox, face_input, feather_mask, paste_back
+from workers.animation.wav2lip.network import NetworkOptions, optimize
+from workers.animation.wav2lip.reference_net import TinyWav2Lip
+
+pytestmark = pytest.mark.unit
+SIZE, RATE, FPS = 32, 24000, 25
+BOX = CropBox(173, 64, 278, 186)  # the portrait's face box (odd edges)
+
+
+@pytest.fixture(scope="module")
+def net() -> TinyWav2Lip:
+    torch.manual_seed(0)
+    return TinyWav2Lip(SIZE).eval()
+
+
+@pytest.fixture(scope="module")
+def engine(net: TinyWav2Lip):
+    encoders = EncoderPool(2)
+    prepared = optimize(torch.jit.trace(net, (torch.zeros(2, 1, 80, 16), torch.zeros(2, 6, SIZE, SIZE))),
+                        NetworkOptions(device="cpu", compile="off"))
+    engine = RenderEngine(prepared, SIZE, encoders,
+                          EngineOptions(batch_size=16, first_batch=4, frames_ahead=8, crf=0, preset="ultrafast"))
+    yield engine
+    engine.close()
+    encoders.close()
+
+
+def windows(frames: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-4, 4, (frames, 1, 80, 16)).astype(np.float32)
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def test_concurrent_renders_give_the_threaded_paths_frames(engine: RenderEngine, net: TinyWav2Lip,
+                                                           portrait: np.ndarray, tmp_path: Path):
+    counts = [23, 9, 40]
+    inputs = [windows(n, i) for i, n in enumerate(counts)]
+    mask = feather_mask(BOX)
+    results: dict[int, object] = {}
+
+    def render(i: int) -> None:
+        audio = np.zeros(counts[i] * RATE // FPS, np.float32)
+        results[i] = engine.render(portrait, BOX, inputs[i], mask, audio, RATE, str(tmp_path / f"{i}.mp4"), FPS)
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(len(counts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 3
+    face = torch.from_numpy(face_input(portrait, BOX, SIZE))
+    for i, count in enumerate(counts):
+        stats = results[i]
+        assert stats.frames == count  # type: ignore[attr-defined]
+        assert 0 < stats.first_frame_s <= stats.seconds  # type: ignore[attr-defined]
+        with torch.no_grad():
+            generated = net(torch.from_numpy(inputs[i]), face.expand(count, -1, -1, -1)).numpy()
+        frames = decoded(tmp_path / f"{i}.mp4")
+        assert len(frames) == count
+        # The threaded path's frames (numpy paste-back) through the same lossless encoder.
+        reference = tmp_path / f"reference{i}.mp4"
+        with VideoWriter(reference, portrait.shape[1], portrait.shape[0], FPS, np.zeros(count * RATE // FPS), RATE,
+                         crf=0, preset="ultrafast", threads=1) as writer:
+            for out in generated:
+                writer.write_i420(cv2.cvtColor(paste_back(portrait, BOX, out, mask), cv2.COLOR_BGR2YUV_I420))
+        for frame, expected in zip(frames, decoded(reference)):
+            difference = np.abs(frame.astype(np.int16) - expected.astype(np.int16))
+            # One level apart on a rare pixel (the paste-back tests) moves a few levels through YUV 4:2:0.
+            assert difference.max() <= 4 and difference.mean() < 0.01
+    assert engine.frames >= sum(counts) and engine.batches >= 1
+
+
+def test_a_render_that_fails_in_the_encoder_raises_and_the_engine_goes_on(engine: RenderEngine,
+                                                                          portrait: np.ndarray, tmp_path: Path):
+    mask = feather_mask(BOX)
+    with pytest.raises(Exception, match="encoding failed"):
+        engine.render(portrait, BOX, windows(10, 7), mask, np.zeros(10 * RATE // FPS, np.float32), RATE,
+                      str(tmp_path / "no-such-folder" / "x.mp4"), FPS)
+    stats = engine.render(portrait, BOX, windows(6, 8), mask, np.zeros(6 * RATE // FPS, np.float32), RATE,
+                          str(tmp_path / "ok.mp4"), FPS)
+    assert stats.frames == 6 and len(decoded(tmp_path / "ok.mp4")) == 6

@@ -1,0 +1,317 @@
+"""The pooled wav2lip renderer: one feeder thread keeps the GPU busy, a pool of processes encodes.
+
+Render threads (a Celery ``--pool threads`` worker runs many) call ``render``:
+it uploads what is constant for the whole render once — the 6-channel face input,
+the portrait's face region and the blend mask (``torch_paste.PasteTarget``) —
+opens the video on the least busy encoder process, adds the render to the
+``BatchPlanner`` and waits for the encoder to finish the file.
+
+The feeder thread plans a batch (first frames of new renders first, then fair
+shares; see ``planner``), copies the batch's mel windows into a pinned buffer and
+uploads them asynchronously, gathers the batch's faces on the device from the
+renders' uploaded faces, runs the network (fp16, channels_last, compiled; see
+``network``), pastes every frame back on the device and starts the copy of the
+face regions (uint8) to pinned host memory on a second CUDA stream. It moves on
+to the next batch at once: the download of one batch overlaps the network on the
+next. A drain thread waits for each download, puts the regions in their renders'
+shared-memory rings and tells the encoders.
+
+Backpressure is per render: a render has at most ``frames_ahead`` frames rendered
+and not yet encoded (its ring's size), so memory stays bounded, and the planner's
+fair shares follow the encoders' pace. On a CPU device everything runs the same
+way without streams or pinned memory (the tests run it so).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+import numpy as np
+import torch
+
+from contracts.errors import TransientError
+from workers.animation.encoder_pool import EncodeHandle, EncoderPool, EncodeSpec
+from workers.animation.wav2lip.face import CropBox, face_input
+from workers.animation.wav2lip.network import PreparedNetwork
+from workers.animation.wav2lip.planner import BatchPlanner, Part
+from workers.animation.wav2lip.torch_paste import PasteTarget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    batch_size: int = 128
+    first_batch: int = 8
+    frames_ahead: int = 32  # frames a render may have rendered but not yet encoded
+    in_flight: int = 3  # batches whose download has not been drained yet
+    max_wait: float = 0.01  # how long a part-full fair-share batch waits to fill (s); first batches never wait
+    crf: int = 20
+    preset: str = "veryfast"
+    poll: float = 0.004  # how often the feeder looks for room that encoders freed (s)
+    # The interpreter's GIL switch interval while the engine runs (s; Python's default is 0.005). Render
+    # threads release and retake the GIL at every numpy call; at 5 ms a turn, a segment's setup queued
+    # behind the feeder's and drain's Python for hundreds of milliseconds.
+    switch_interval: float = 0.001
+
+
+@dataclass(frozen=True)
+class RenderStats:
+    frames: int
+    seconds: float  # from ``render``'s call to the finished file
+    first_frame_s: float  # from the call to the first frame pasted and handed to its encoder
+    first_encoded_s: float  # from the call to the first frame encoded
+    encode_seconds: float  # x264 and muxing time of this video in its encoder process
+
+
+class _Render:
+    def __init__(self, key: int, windows: np.ndarray, face: torch.Tensor, target: PasteTarget,
+                 handle: EncodeHandle) -> None:
+        self.key = key
+        self.windows = windows
+        self.face = face
+        self.target = target
+        self.handle = handle
+        self.total = len(windows)
+        self.started = time.monotonic()
+        self.first_ready = 0.0
+        self.failed = False
+
+
+class RenderEngine:
+    """Renders wav2lip videos of many concurrent renders through one network and an encoder pool."""
+
+    def __init__(self, network: PreparedNetwork, face_size: int, encoders: EncoderPool,
+                 options: EngineOptions = EngineOptions()) -> None:
+        self.network = network
+        self.face_size = face_size
+        self.encoders = encoders
+        self.options = options
+        chunk = max(options.first_batch, options.frames_ahead // 2)
+        self._planner = BatchPlanner(options.batch_size, options.first_batch, chunk)
+        self._renders: dict[Hashable, _Render] = {}
+        self._keys = itertools.count()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._cuda = network.device.type == "cuda"
+        self._download = torch.cuda.Stream(network.device) if self._cuda else None
+        self._drain_queue: queue.Queue[Any] = queue.Queue()
+        self._slots = threading.Semaphore(max(1, options.in_flight))
+        self._mel_buffers = [self._host((options.batch_size, 1, 80, 16), torch.float32)
+                             for _ in range(max(1, options.in_flight) + 1)]
+        self._mel_events: list[Any] = [None] * len(self._mel_buffers)
+        self.batches = 0
+        self.frames = 0
+        if 0 < options.switch_interval < sys.getswitchinterval():
+            sys.setswitchinterval(options.switch_interval)
+        self._feeder = threading.Thread(target=self._feed, name="wav2lip-feeder", daemon=True)
+        self._drainer = threading.Thread(target=self._drain, name="wav2lip-drain", daemon=True)
+        self._feeder.start()
+        self._drainer.start()
+
+    def _host(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        return torch.empty(shape, dtype=dtype, pin_memory=self._cuda)
+
+    # ---- the render threads' side ----
+
+    def render(self, image: np.ndarray, box: CropBox, windows: np.ndarray, mask: np.ndarray, audio: np.ndarray,
+               sample_rate: int, output: str, fps: int, stall_timeout: float = 120.0) -> RenderStats:
+        """Write the MP4 of ``windows`` (frames, 1, 80, 16) pasted into ``image`` at ``box`` to ``output``.
+
+        Raises ``TransientError`` when no frame is encoded for ``stall_timeout`` seconds.
+        """
+        started = time.monotonic()
+        network = self.network
+        face = torch.from_numpy(face_input(image, box, self.face_size)).to(network.device, network.dtype)
+        target = PasteTarget(image, box, mask, self.face_size, network.device)
+        spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
+                          audio=audio, sample_rate=sample_rate, crf=self.options.crf, preset=self.options.preset)
+        handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
+        key = next(self._keys)
+        render = _Render(key, np.ascontiguousarray(windows, dtype=np.float32), face, target, handle)
+        render.started = started
+        with self._cond:
+            if self._closed:
+                handle.abort()
+                raise RuntimeError("the render engine is closed")
+            self._renders[key] = render
+            self._planner.add(key, render.total)
+            self._cond.notify_all()
+        try:
+            result = self._wait(render, stall_timeout)
+        finally:
+            with self._cond:
+                self._planner.remove(key)
+                self._renders.pop(key, None)
+        return RenderStats(frames=result.frames, seconds=time.monotonic() - started,
+                           first_frame_s=render.first_ready - started,
+                           first_encoded_s=result.first_encoded_at - started, encode_seconds=result.encode_seconds)
+
+    def _wait(self, render: _Render, stall_timeout: float) -> Any:
+        handle = render.handle
+        last, since = -1, time.monotonic()
+        while True:
+            try:
+                return handle.result.result(timeout=0.5)
+            except FutureTimeout:
+                encoded = handle.encoded
+                if encoded != last:
+                    last, since = encoded, time.monotonic()
+                elif time.monotonic() - since > stall_timeout:
+                    error = TransientError(f"the render stalled: no frame encoded for {stall_timeout:.0f} s")
+                    self._fail(render, error)
+                    raise error from None
+            except BaseException as e:
+                self._fail(render, e)
+                raise
+
+    def _fail(self, render: _Render, error: BaseException) -> None:
+        render.failed = True
+        render.handle.abort(error)
+
+    def close(self) -> None:
+        """Stop the threads; renders still running fail."""
+        with self._cond:
+            self._closed = True
+            renders = list(self._renders.values())
+            self._cond.notify_all()
+        for render in renders:
+            self._fail(render, TransientError("the render engine is closing"))
+        self._feeder.join(10)
+        self._drain_queue.put(None)
+        self._drainer.join(10)
+
+    # ---- the feeder thread ----
+
+    def _room(self, key: Hashable) -> int:
+        render = self._renders[key]
+        if render.failed:
+            return 0
+        return render.handle.encoded + self.options.frames_ahead - self._planner.scheduled(key)
+
+    def _next_parts(self) -> list[tuple[_Render, Part]] | None:
+        planner, room = self._planner, self._room
+        deadline: float | None = None
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                ready = 0 if planner.has_first_frames(room) else planner.ready_frames(room)
+                if ready and deadline is None:
+                    deadline = now + self.options.max_wait
+                if not ready or ready >= planner.batch_size or (deadline is not None and now >= deadline):
+                    parts = planner.plan(room)
+                    if parts:
+                        return [(self._renders[p.key], p) for p in parts]
+                # Room frees as encoders progress, which nobody signals: look again shortly.
+                self._cond.wait(self.options.poll if planner.pending() else None)
+            return None
+
+    def _feed(self) -> None:
+        torch.set_grad_enabled(False)
+        slot = 0
+        while True:
+            parts = self._next_parts()
+            if parts is None:
+                return
+            self._slots.acquire()
+            try:
+                with torch.inference_mode():
+                    item = self._run(parts, slot)
+            except Exception as e:  # a failed batch fails its renders, never the engine
+                log.exception("a wav2lip batch of %d renders failed", len(parts))
+                error = TransientError(f"the lip-sync batch failed: {type(e).__name__}: {e}")
+                for render, _ in parts:
+                    self._fail(render, error)
+                self._slots.release()
+                continue
+            slot = (slot + 1) % len(self._mel_buffers)
+            self._drain_queue.put(item)
+
+    def _run(self, parts: list[tuple[_Render, Part]], slot: int) -> tuple[Any, list[Any]]:
+        network = self.network
+        frames = sum(p.frames for _, p in parts)
+        size = self._planner.bucket(frames) if network.compiled else frames
+        # Mel windows: into a pinned buffer (after its previous upload finished), then up asynchronously.
+        if self._mel_events[slot] is not None:
+            self._mel_events[slot].synchronize()
+        mel_host = self._mel_buffers[slot][:size]
+        mel_np = mel_host.numpy()
+        offset = 0
+        for render, part in parts:
+            mel_np[offset:offset + part.frames] = render.windows[part.start:part.end]
+            offset += part.frames
+        if size > frames:  # padding rows for a compiled shape: real data, outputs dropped
+            mel_np[frames:size] = mel_np[0]
+        mel = mel_host.to(network.device, non_blocking=True).to(network.dtype)
+        if self._cuda:
+            event = torch.cuda.Event()
+            event.record()
+            self._mel_events[slot] = event
+        # Faces: each render's one uploaded face, repeated on the device.
+        layout = torch.channels_last if network.channels_last else torch.contiguous_format
+        face = torch.empty((size, 6, self.face_size, self.face_size), dtype=network.dtype, device=network.device,
+                           memory_format=layout)
+        offset = 0
+        for render, part in parts:
+            face[offset:offset + part.frames] = render.face
+            offset += part.frames
+        if size > frames:
+            face[frames:size] = parts[0][0].face
+        if network.channels_last:
+            mel = mel.contiguous(memory_format=torch.channels_last)
+        out = network.forward(mel, face)
+        regions = []
+        offset = 0
+        for render, part in parts:
+            regions.append(render.target.paste(out[offset:offset + part.frames]))
+            offset += part.frames
+        self.batches += 1
+        self.frames += frames
+        if not self._cuda:
+            return None, [(render, part, region) for (render, part), region in zip(parts, regions)]
+        assert self._download is not None
+        done = torch.cuda.Event()
+        self._download.wait_stream(torch.cuda.current_stream(network.device))
+        hosts = []
+        with torch.cuda.stream(self._download):
+            for (render, part), region in zip(parts, regions):
+                host = torch.empty(region.shape, dtype=torch.uint8, pin_memory=True)
+                host.copy_(region, non_blocking=True)
+                region.record_stream(self._download)
+                hosts.append((render, part, host))
+            done.record()
+        return done, hosts
+
+    # ---- the drain thread ----
+
+    def _drain(self) -> None:
+        while True:
+            item = self._drain_queue.get()
+            if item is None:
+                return
+            done, hosts = item
+            try:
+                if done is not None:
+                    done.synchronize()
+                for render, part, host in hosts:
+                    if render.failed:
+                        continue
+                    try:
+                        render.handle.write(part.start, host.numpy())
+                    except Exception as e:  # this render's encoder is gone; the others go on
+                        self._fail(render, TransientError(f"handing frames to the encoder failed: {e}"))
+                        continue
+                    if part.start == 0:
+                        render.first_ready = time.monotonic()
+            finally:
+                self._slots.release()
+                with self._cond:
+                    self._cond.notify_all()
