@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from cache.faq import FaqCache, faq_key
-from tests.farm import RESULTS_URL, start_lru_redis
+from tests.farm import start_lru_redis
 
 pytestmark = pytest.mark.integration
 
@@ -19,10 +19,19 @@ def lru():
     instance.process.wait()
 
 
-def test_a_normalised_question_finds_its_answer_and_is_counted(lru):
-    stats = redis.Redis.from_url(RESULTS_URL)
+@pytest.fixture(scope="module")
+def results():
+    """A private Redis for the hit and miss counts: farms running beside this test count in the machine's."""
+    instance = start_lru_redis("4mb")
+    yield instance
+    instance.process.terminate()
+    instance.process.wait()
+
+
+def test_a_normalised_question_finds_its_answer_and_is_counted(lru, results):
+    stats = redis.Redis.from_url(results.url)
     stats.delete("talkfarm:stats:faq_cache")
-    cache = FaqCache(lru.url, RESULTS_URL, ttl_seconds=60)
+    cache = FaqCache(lru.url, results.url, ttl_seconds=60)
     options = {"temperature": 0.0, "max_new_tokens": 60}
     key = faq_key("What is the capital of France?", "You are Max.", "transformers:1:/m", options)
     assert cache.get(key) is None
@@ -35,8 +44,8 @@ def test_a_normalised_question_finds_its_answer_and_is_counted(lru):
     assert 0 < redis.Redis.from_url(lru.url).ttl(f"talkfarm:faq:{key}") <= 60
 
 
-def test_a_cache_that_is_down_is_a_miss(lru):
-    cache = FaqCache(lru.url, RESULTS_URL, ttl_seconds=60, socket_timeout=0.5)
+def test_a_cache_that_is_down_is_a_miss(lru, results):
+    cache = FaqCache(lru.url, results.url, ttl_seconds=60, socket_timeout=0.5)
     lru.process.terminate()
     lru.process.wait()
     assert cache.get("anything") is None

@@ -26,15 +26,23 @@ def lru() -> Iterator[RedisInstance]:
     instance.process.wait()
 
 
-def settings(cache_url: str) -> Settings:
+@pytest.fixture
+def results() -> Iterator[RedisInstance]:
+    """A private Redis for the hit and miss counts: farms running beside this test count in the machine's."""
+    instance = start_lru_redis("16mb")
+    yield instance
+    instance.process.terminate()
+    instance.process.wait()
+
+
+def settings(cache_url: str, results_url: str = RESULTS_URL) -> Settings:
     s = Settings(tts=TTSSettings(sample_rate=16000, backend_for_language={}))
     return s.model_copy(update={"redis": s.redis.model_copy(update={"cache_url": cache_url,
-                                                                    "results_url": RESULTS_URL})})
+                                                                    "results_url": results_url})})
 
 
-def test_repeated_phrases_are_served_from_redis(lru: RedisInstance) -> None:
-    redis.Redis.from_url(RESULTS_URL).delete(f"talkfarm:stats:{NAMESPACE}_cache")
-    s = settings(lru.url)
+def test_repeated_phrases_are_served_from_redis(lru: RedisInstance, results: RedisInstance) -> None:
+    s = settings(lru.url, results.url)
     cache = PhraseCache.from_settings(s)
     backend = FakeTTS(s)
 
