@@ -36,9 +36,8 @@ import redis
 
 from cache.store import Cache
 from contracts.artifacts import ArtifactStore
-from contracts.payload import JobPayload
 from contracts.settings import Settings
-from coordinator.jobs import publish_job
+from coordinator.jobs import dispatched, publish_job
 from coordinator.store.keys import IdempotencyStore
 from coordinator.store.repo import JobStore
 from pipeline.cancel import CancelFlags
@@ -83,9 +82,9 @@ class Maintenance:
         for job in self.store.unpublished(now - grace):
             if job.dispatch is None:
                 continue
-            payload = JobPayload.model_validate(job.dispatch["payload"])
             try:
-                publish_job(payload, job.dispatch.get("sentences"), self.settings)
+                payload, sentence_keys = dispatched(job.dispatch, self.artifacts)
+                publish_job(payload, sentence_keys, self.settings)
             except Exception as e:
                 log.warning("could not publish the accepted job %s yet: %s", job.id, e)
                 continue
@@ -118,12 +117,12 @@ class Maintenance:
         raised: list[str] = []
         for job in self.store.waiting(now - timedelta(seconds=aging)):
             assert job.dispatch is not None
-            payload = JobPayload.model_validate(job.dispatch["payload"])
+            payload, sentence_keys = dispatched(job.dispatch, self.artifacts)
             due = aged_priority(payload, self.settings, now.timestamp())
             if due <= int(job.dispatch.get("priority", payload.priority)):
                 continue
             try:
-                publish_job(payload, job.dispatch.get("sentences"), self.settings)
+                publish_job(payload, sentence_keys, self.settings)
             except Exception as e:
                 log.warning("could not raise the waiting job %s: %s", job.id, e)
                 continue

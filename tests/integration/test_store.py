@@ -10,6 +10,10 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
+from contracts.artifacts import ArtifactStore
+from contracts.job_texts import JobContext, JobTexts
+from contracts.payload import JobPayload
+from coordinator.erasure import Eraser
 from coordinator.store import migrate, repo
 from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow
 from coordinator.store.repo import JobStore, make_engine
@@ -188,3 +192,35 @@ def test_upgrade_from_version_3_adds_the_spoken_forms(store):
     job, _ = store.get_job(job_id)
     assert (job.text, job.spoken_text) == ("Dr. Smith paid $5.", "Doctor Smith paid five dollars.")
     assert (job.reply, job.spoken_reply) == ("**Hi!** 😀", "Hi!")
+
+
+def test_deleting_a_session_removes_its_text_artifacts_and_keeps_what_others_name(store, tmp_path):
+    """A job's texts are artifacts named by its dispatch (context, sentences) and by its events (``texts``):
+    erasing the session removes them, except a file that another session's job names too."""
+    migrate.upgrade(store.engine)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+
+    def job_with_texts(session_id: str, also: list[str] | None = None) -> list[str]:
+        texts = JobTexts(artifacts, JobTexts.write_context(artifacts, JobContext.new("Forget me. Please.")))
+        sentences = [texts.put("Forget me."), texts.put("Please.")]
+        job_id = str(uuid.uuid4())
+        payload = JobPayload(job_id=job_id, session_id=session_id, mode="speak", plan=["tts", "animation"],
+                             portrait_key=KEY, context_key=texts.context_key, stream=True)
+        store.create_job(JobRow(id=job_id, session_id=session_id, mode="speak", portrait_key=KEY,
+                                dispatch={"payload": payload.model_dump(mode="json"),
+                                          "sentence_keys": sentences + (also or [])}), ["tts", "animation"], [])
+        spoken = texts.put("Forget me, said.")
+        store.apply_event(event(job_id, "tts", "finished", segment=0, texts={"segment_spoken_text": spoken}))
+        return [texts.context_key or "", *sentences, spoken]
+
+    my_session = str(uuid.uuid4())
+    mine = job_with_texts(my_session)
+    shared = mine[1]
+    theirs = job_with_texts(str(uuid.uuid4()), also=[shared])
+    assert all(artifacts.exists(key) for key in mine + theirs)
+    assert store.still_named([shared, mine[0]]) == {shared, mine[0]}
+
+    erased = Eraser(store, artifacts, {}).session(my_session)
+    assert erased.jobs == 1 and erased.files == 3
+    assert [artifacts.exists(key) for key in mine] == [False, True, False, False]  # another job names the sentence
+    assert all(artifacts.exists(key) for key in theirs)
