@@ -14,7 +14,8 @@
 **Retention** (every ``retention.interval_seconds``): finished jobs older than
 ``job_days`` go with their events (a job whose video is still in the video cache
 stays); artifact files that no remaining job or avatar names go once older than
-``job_days`` + ``orphan_hours``; ``.partial-*`` files and scratch folders of killed
+``job_days`` + ``orphan_hours`` (text artifacts among them: only dispatches and events
+name them, and by then the job's row holds its texts); ``.partial-*`` files and scratch folders of killed
 writers go after ``scratch_hours``; the prepared-portrait cache is cut back to
 ``prepared_max_bytes``, least recently used first.
 

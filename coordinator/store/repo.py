@@ -297,7 +297,8 @@ class JobStore:
             s.execute(delete(AvatarRow).where(AvatarRow.id == avatar_id))
 
     def referenced_keys(self) -> set[str]:
-        """Artifact keys that the remaining jobs and the avatars name."""
+        """Artifact keys that the remaining jobs' columns and the avatars name (not the text artifacts, which
+        only dispatches and events name: the rows hold the texts, so retention may let them go)."""
         keys: set[str] = set()
         with self._sessions() as s:
             for row in s.execute(select(JobRow.portrait_key, JobRow.audio_key, JobRow.speech_key, JobRow.video_key)):
