@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Sequence
 
 import pytest
@@ -185,3 +187,27 @@ def test_the_task_speaks_the_fallback_for_an_empty_reply(monkeypatch: pytest.Mon
     monkeypatch.setattr(tasks, "get_settings", lambda: settings)
     answered = tasks._reply(job(settings, "Say nothing")).payload
     assert answered is not None and read(settings, answered.reply_key) == settings.llm.fallback_reply
+
+
+def test_a_streamed_reply_names_its_texts_and_a_cancelled_one_records_no_count(
+        monkeypatch: pytest.MonkeyPatch, faq: FakeFaq, tmp_path) -> None:
+    import workers.llm.stream as stream
+
+    settings = Settings(data_dir=tmp_path)
+    published: list[JobPayload] = []
+    cancelled = [False]
+    monkeypatch.setattr(stream, "publish_stage", lambda payload, settings: published.append(payload))
+    monkeypatch.setattr(stream.CancelFlags, "from_settings",
+                        classmethod(lambda cls, settings: SimpleNamespace(cancelled=lambda job_id: cancelled[0])))
+    monkeypatch.setattr(tasks, "loaded", lambda registry: FakeLLM(settings, reply="One thing. Another thing."))
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    streamed = job(settings, "Tell me two things.").model_copy(update={"stream": True})
+    outcome = tasks._reply(streamed)
+    assert outcome.segments == 2 and outcome.payload is None  # the runner records the count, then assembles
+    assert [read(settings, p.segment_text_key) for p in published] == ["One thing.", "Another thing."]
+    assert read(settings, outcome.summary["texts"]["reply"]) == "One thing. Another thing."
+    assert "thing" not in json.dumps(outcome.summary) and outcome.summary["segments"] == 2
+    cancelled[0] = True
+    stopped = tasks._reply(streamed)
+    assert stopped.segments is None and stopped.summary["cancelled"] is True  # nothing to record or assemble
+    assert len(published) == 2
