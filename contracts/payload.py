@@ -1,8 +1,10 @@
 """The JSON message that travels from stage to stage.
 
-It carries IDs, artifact keys and short texts, never media bytes. Each stage
-validates it on arrival, fills in its own output and hands it to the next stage
-in ``plan``. ``Stage`` is the wire name of a stage; what a stage *is* (task,
+It carries IDs, settings and artifact keys, never media bytes and never the user's
+or the model's words: the texts of a job are artifacts (``contracts.job_texts``),
+the request's text, history and persona in the context artifact (``context_key``).
+Each stage validates it on arrival, fills in its own output and hands it to the
+next stage in ``plan``. ``Stage`` is the wire name of a stage; what a stage *is* (task,
 queue, package) is ``pipeline.stages``.
 """
 
@@ -34,12 +36,12 @@ class JobPayload(BaseModel):
     plan: list[Stage] = Field(min_length=1)
     portrait_key: str
     audio_key: str | None = None
-    text: str | None = None
+    # The job's context (``contracts.job_texts.JobContext``): the typed text, the session history, the
+    # persona's system prompt. None in lipsync jobs, which have no text.
+    context_key: str | None = None
     language: str | None = None
     voice: str | None = None
     face_index: int = Field(default=0, ge=0)  # the face to animate, 0 the largest (request field `face`)
-    history: list[Turn] = Field(default_factory=list)
-    system_prompt: str | None = None  # the session's persona; None: the llm.system_prompt setting
     cache_key: str | None = None
     # The stage offers (``contracts.catalog``) the cache key stands for: stage → offer digest.
     stage_digests: dict[str, str] = Field(default_factory=dict)
@@ -53,20 +55,21 @@ class JobPayload(BaseModel):
     # Sentence streaming: the reply is cut into sentences, each rendered as its own segment.
     stream: bool = False
     segment: int | None = Field(default=None, ge=0)  # set on a segment's TTS and animation payloads
-    segment_text: str | None = None
+    segment_text_key: str | None = None  # the sentence a segment says (a text artifact)
     # The job's W3C trace context (contracts.telemetry): every log line of the job names its trace ID.
     traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN)
 
-    # Filled in by the stages.
-    transcript: str | None = None
+    # Filled in by the stages; texts as text artifacts.
+    transcript_key: str | None = None
     detected_language: str | None = None
-    reply: str | None = None
+    reply_key: str | None = None
     speech_key: str | None = None
     speech_seconds: float | None = None
     timings_key: str | None = None  # JSON artifact: phoneme or word timings of the speech
     video_key: str | None = None
 
-    @field_validator("portrait_key", "audio_key", "speech_key", "timings_key", "video_key")
+    @field_validator("portrait_key", "audio_key", "context_key", "segment_text_key", "transcript_key", "reply_key",
+                     "speech_key", "timings_key", "video_key")
     @classmethod
     def _artifact_key(cls, value: str | None) -> str | None:
         if value is not None and not is_key(value):

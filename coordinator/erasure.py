@@ -2,7 +2,10 @@
 
 ``DELETE /v1/sessions/{id}`` removes the session's jobs, their events (transcripts
 and replies are in the rows and the events), and the artifacts they name: the
-uploaded photos and audio, the speech, the segments, the videos. ``DELETE
+uploaded photos and audio, the speech, the segments, the videos, and the text
+artifacts (``contracts.job_texts``: the job's context and sentences, which its
+``dispatch`` names; the transcript, reply and spoken texts, which its events name
+under ``texts``). ``DELETE
 /v1/avatars/{id}`` removes the avatar and its photo. A file goes only if nothing
 that remains names it (content is stored once, whoever uploaded it); its cache
 entries go with it: the request's video, the renders (``render_key``) and the
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterator
 
 from cache.store import Cache
 from contracts.artifacts import ArtifactStore, is_key
@@ -32,8 +35,17 @@ class Erased:
     cache_entries: int
 
 
-def _named_keys(values: Iterable[Any]) -> set[str]:
-    return {v for v in values if isinstance(v, str) and is_key(v)}
+def _keys_in(value: Any) -> Iterator[str]:
+    """Every artifact key in a JSON value, however deep."""
+    if isinstance(value, str):
+        if is_key(value):
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _keys_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys_in(item)
 
 
 class Eraser:
@@ -44,8 +56,9 @@ class Eraser:
         jobs = self.store.session_jobs(session_id)
         ids = [job.id for job in jobs]
         events = self.store.event_data(ids) if ids else []
-        files = _named_keys(k for job in jobs for k in (job.portrait_key, job.audio_key, job.speech_key, job.video_key))
-        files |= _named_keys(v for data in events for v in data.values())
+        files = set(_keys_in([[job.portrait_key, job.audio_key, job.speech_key, job.video_key, job.dispatch]
+                              for job in jobs]))
+        files |= set(_keys_in(events))
         cached = [("video", job.cache_key) for job in jobs if job.cache_key]
         cached += [(_CACHE_FIELDS[f], data[f]) for data in events for f in _CACHE_FIELDS if data.get(f)]
         self.store.delete_session(session_id)

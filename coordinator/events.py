@@ -7,6 +7,12 @@ event redelivered after a crash between the write and the acknowledgement is not
 stored twice. While the store is down, events go back to the broker and the
 consumer waits, longer each time; the thread is supervised: whatever stops it,
 it starts again, and ``/readyz`` reports it (``healthy``).
+
+Events name the job's texts by artifact key (``contracts.events.TEXTS``); the consumer
+reads each text and stores it in its field before it applies the event, so the job's
+row, its stored events and the SSE stream hold the texts as the workers wrote them. A
+text artifact that is gone (its session was deleted) leaves its field empty; a shared
+disk that does not answer keeps the event in the broker, like a store that is down.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from kombu import Connection, Message
 from kombu.mixins import ConsumerMixin
 from pydantic import ValidationError
 
-from contracts.events import JobEvent
+from contracts.artifacts import ArtifactNotFound, ArtifactStore
+from contracts.events import JobEvent, resolve_texts
+from contracts.job_texts import read_text
 from contracts.settings import Settings
 from coordinator.metrics import observe_event, observe_first_segment
 from coordinator.store.repo import JobStore
@@ -59,11 +67,13 @@ class JobWatchers:
 
 
 class EventConsumer(ConsumerMixin):
-    def __init__(self, settings: Settings, store: JobStore, changed: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, store: JobStore, artifacts: ArtifactStore,
+                 changed: Callable[[str], None]) -> None:
         self.connection = Connection(settings.broker.url, connect_timeout=settings.broker.connect_timeout,
                                      heartbeat=30)
         self._queue = events_queue(settings)
         self._store = store
+        self._artifacts = artifacts
         self._changed = changed  # wakes the job's event streams (coordinator.notify)
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -87,6 +97,7 @@ class EventConsumer(ConsumerMixin):
             message.ack()
             return
         try:
+            event = event.model_copy(update={"data": resolve_texts(event.data, self._read_text)})
             fresh = self._store.apply_event(event)
             if fresh and event.kind == "segment" and event.data.get("segment") == 0:
                 self._observe_first_segment(event)
@@ -104,6 +115,13 @@ class EventConsumer(ConsumerMixin):
             self._changed(event.job_id)
         else:
             log.debug("an event of job %s is stored already, or the job is unknown here", event.job_id)
+
+    def _read_text(self, key: str) -> str | None:
+        try:
+            return read_text(self._artifacts, key)
+        except (ArtifactNotFound, ValueError) as e:  # gone with its session, or not a text: the field stays empty
+            log.warning("an event names the text artifact %s, which cannot be read (%s)", key, type(e).__name__)
+            return None
 
     def _observe_first_segment(self, event: JobEvent) -> None:
         found = self._store.get_job(event.job_id)

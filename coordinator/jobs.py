@@ -12,7 +12,9 @@ accepted. A coordinator that stops between the row and the publication leaves th
 row unpublished, and the sweeper (``coordinator.maintenance``) publishes it. A streamed ``speak``
 job's sentences each say something (``speech_sentences``: a pause or an emoji is never a
 segment of its own); the row keeps the written text and, beside it, what is said of it
-(``spoken_text``).
+(``spoken_text``). The messages name texts by artifact key only (``contracts.job_texts``):
+the job's context (typed text, history, persona) and a streamed ``speak`` job's sentences
+are stored as artifacts before the row is written.
 ``JobService.cancel`` stops a job's remaining subtasks. Blocking; the API calls
 these through ``asyncio.to_thread``.
 
@@ -36,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cache.keys import request_key
 from cache.store import Cache
 from contracts.artifacts import ArtifactStore
+from contracts.job_texts import JobContext, JobTexts, upgrade_legacy_payload
 from contracts.payload import JobPayload, Mode, Turn, plan_for
 from contracts.settings import Settings
 from contracts.text.spoken import speech_sentences, to_spoken
@@ -139,21 +142,25 @@ class JobService:
         self._check_backlog(plan, stream, len(sentences) if sentences else self.settings.llm.max_reply_sentences)
         self._check_store()
         inputs = self._store_inputs(req)
+        context = None
+        if req.mode != "lipsync":
+            context = JobContext.new(req.text, [Turn(**t) for t in history],  # type: ignore[arg-type]
+                                     persona.system_prompt)
+        context_key, sentence_keys, texts = self._store_texts(context, sentences)
         job.created_at = datetime.now(timezone.utc)
         payload = JobPayload(job_id=job_id, session_id=session_id, mode=req.mode, plan=plan,
-                             portrait_key=portrait_key, audio_key=audio_key, text=req.text,
+                             portrait_key=portrait_key, audio_key=audio_key, context_key=context_key,
                              language=req.language, voice=voice, cache_key=key, stage_digests=digests or {},
-                             face_index=req.face_index, history=[Turn(**t) for t in history],  # type: ignore[arg-type]
-                             stream=stream, system_prompt=persona.system_prompt,
+                             face_index=req.face_index, stream=stream,
                              traceparent=trace.traceparent if (trace := current_trace()) else None,
                              priority=who.limits.priority, accepted_at=job.created_at.timestamp())
         deadline = job_deadline_seconds(self.settings, plan, stream)
         job.deadline_at = job.created_at + timedelta(seconds=deadline) if deadline else None
-        job.dispatch = {"payload": payload.model_dump(mode="json"), "sentences": sentences,
+        job.dispatch = {"payload": payload.model_dump(mode="json"), "sentence_keys": sentence_keys,
                         "priority": payload.priority}
-        self.store.create_job(job, plan, inputs)
+        self.store.create_job(job, plan, inputs + texts)
         try:
-            publish_job(payload, sentences, self.settings)
+            publish_job(payload, sentence_keys, self.settings)
         except Exception as e:
             log.exception("could not publish job %s", job_id)
             self.store.forget_job(job_id)  # never accepted: the client is told to try again
@@ -169,6 +176,18 @@ class JobService:
                 stored = self.artifacts.put_bytes(data, ext)
                 inputs.append(ArtifactRow(key=stored.key, kind=kind, size=stored.size))
         return inputs
+
+    def _store_texts(self, context: JobContext | None,
+                     sentences: list[str] | None) -> tuple[str | None, list[str] | None, list[ArtifactRow]]:
+        """The job's context artifact and a streamed ``speak`` job's sentences: their keys, and their rows."""
+        if context is None:
+            return None, None, []
+        context_key = JobTexts.write_context(self.artifacts, context)
+        texts = JobTexts(self.artifacts, context_key, context)
+        sentence_keys = [texts.put(sentence) for sentence in sentences] if sentences is not None else None
+        named = [(context_key, "context"), *((key, "text") for key in sentence_keys or [])]
+        rows = [ArtifactRow(key=k, kind=kind, size=self.artifacts.path(k).stat().st_size) for k, kind in named]
+        return context_key, sentence_keys, rows
 
     def check_in_flight(self, who: Caller) -> None:
         """429 ``too_many_jobs`` when the key has its tier's number of jobs that have not ended."""
@@ -233,9 +252,22 @@ class JobService:
         return Submitted(job.id, job.session_id, "succeeded", cached=True)
 
 
-def publish_job(payload: JobPayload, sentences: list[str] | None, settings: Settings) -> None:
-    """Publish a job's first subtasks: each sentence's TTS subtask of a streamed ``speak`` job, else its first stage."""
-    if sentences is not None:
-        publish_sentences(payload, sentences, settings)
+def publish_job(payload: JobPayload, sentence_keys: list[str] | None, settings: Settings) -> None:
+    """Publish a job's first subtasks: each sentence's TTS subtask of a streamed ``speak`` job (the keys of the
+    sentences' text artifacts), else its first stage."""
+    if sentence_keys is not None:
+        publish_sentences(payload, sentence_keys, settings)
     else:
         publish_stage(payload, settings)
+
+
+def dispatched(dispatch: dict[str, Any], artifacts: ArtifactStore) -> tuple[JobPayload, list[str] | None]:
+    """What a job row says to publish (``JobRow.dispatch``): the first stage's payload and a streamed ``speak``
+    job's sentence keys. The texts of a row of the previous version (in the payload; the sentences themselves)
+    are stored as artifacts here (``contracts.job_texts.upgrade_legacy_payload``, for one version)."""
+    payload = JobPayload.model_validate(upgrade_legacy_payload(dispatch["payload"], artifacts))
+    sentence_keys = dispatch.get("sentence_keys")
+    if sentence_keys is None and dispatch.get("sentences") is not None:
+        texts = JobTexts(artifacts, payload.context_key)
+        sentence_keys = [texts.put(sentence) for sentence in dispatch["sentences"]]
+    return payload, sentence_keys

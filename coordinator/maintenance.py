@@ -14,7 +14,8 @@
 **Retention** (every ``retention.interval_seconds``): finished jobs older than
 ``job_days`` go with their events (a job whose video is still in the video cache
 stays); artifact files that no remaining job or avatar names go once older than
-``job_days`` + ``orphan_hours``; ``.partial-*`` files and scratch folders of killed
+``job_days`` + ``orphan_hours`` (text artifacts among them: only dispatches and events
+name them, and by then the job's row holds its texts); ``.partial-*`` files and scratch folders of killed
 writers go after ``scratch_hours``; the prepared-portrait cache is cut back to
 ``prepared_max_bytes``, least recently used first.
 
@@ -36,9 +37,8 @@ import redis
 
 from cache.store import Cache
 from contracts.artifacts import ArtifactStore
-from contracts.payload import JobPayload
 from contracts.settings import Settings
-from coordinator.jobs import publish_job
+from coordinator.jobs import dispatched, publish_job
 from coordinator.store.keys import IdempotencyStore
 from coordinator.store.repo import JobStore
 from pipeline.cancel import CancelFlags
@@ -83,9 +83,9 @@ class Maintenance:
         for job in self.store.unpublished(now - grace):
             if job.dispatch is None:
                 continue
-            payload = JobPayload.model_validate(job.dispatch["payload"])
             try:
-                publish_job(payload, job.dispatch.get("sentences"), self.settings)
+                payload, sentence_keys = dispatched(job.dispatch, self.artifacts)
+                publish_job(payload, sentence_keys, self.settings)
             except Exception as e:
                 log.warning("could not publish the accepted job %s yet: %s", job.id, e)
                 continue
@@ -118,12 +118,12 @@ class Maintenance:
         raised: list[str] = []
         for job in self.store.waiting(now - timedelta(seconds=aging)):
             assert job.dispatch is not None
-            payload = JobPayload.model_validate(job.dispatch["payload"])
+            payload, sentence_keys = dispatched(job.dispatch, self.artifacts)
             due = aged_priority(payload, self.settings, now.timestamp())
             if due <= int(job.dispatch.get("priority", payload.priority)):
                 continue
             try:
-                publish_job(payload, job.dispatch.get("sentences"), self.settings)
+                publish_job(payload, sentence_keys, self.settings)
             except Exception as e:
                 log.warning("could not raise the waiting job %s: %s", job.id, e)
                 continue

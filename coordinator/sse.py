@@ -15,6 +15,7 @@ import json
 import time
 from typing import Any, AsyncIterator, Callable
 
+from contracts.events import TEXTS
 from coordinator.events import JobWatchers
 from coordinator.store.repo import TERMINAL, JobStore
 from coordinator.urls import Urls
@@ -62,7 +63,8 @@ async def job_event_stream(store: JobStore, watchers: JobWatchers, job_id: str, 
 
 
 def _data(stage: str, kind: str, at: str, stored: dict[str, Any] | None, job_id: str, urls: Urls) -> dict[str, Any]:
-    data = {"stage": stage, "kind": kind, "at": at, **(stored or {})}
+    # The texts are in their fields (the consumer read them); which artifacts held them is the farm's business.
+    data = {"stage": stage, "kind": kind, "at": at, **{k: v for k, v in (stored or {}).items() if k != TEXTS}}
     if kind == "segment":
         index = data.pop("segment")
         data = {k: v for k, v in data.items() if not k.endswith("_key")}

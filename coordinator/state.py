@@ -77,7 +77,7 @@ class AppState:
                     ThreadPoolExecutor(settings.limits.decode_workers, thread_name_prefix="decode"),
                     Eraser(store, artifacts, erasable_caches(settings, cache)))
         notifier.start()
-        state.consumer = EventConsumer(settings, store, notifier.changed)
+        state.consumer = EventConsumer(settings, store, artifacts, notifier.changed)
         state.consumer.start()
         state.maintenance = Maintenance(settings, store, artifacts, cache, notifier.changed)
         state.maintenance.start()

@@ -6,6 +6,8 @@ each stage hands on to the next through ``publish_stage``; the task that sees a
 streamed job's last segment land publishes its assembly (``publish_assembly``).
 A task's ID is derived from the job, the stage and the segment
 (``<job>.<verb>[.<segment>]``), so a job's subtasks can be found by name.
+A message names its texts by artifact key only (``contracts.job_texts``): a sentence
+is stored before its subtask is published.
 """
 
 from __future__ import annotations
@@ -38,20 +40,22 @@ def publish_stage(payload: JobPayload, settings: Settings) -> str:
     return _publish(spec.task, payload, spec.queue, spec.name, settings)
 
 
-def segment_payload(job: JobPayload, index: int, text: str) -> JobPayload:
-    """The payload of sentence ``index`` of a streamed reply: it goes on through TTS and animation."""
-    return job.model_copy(update={"plan": ["tts", "animation"], "segment": index, "segment_text": text})
+def segment_payload(job: JobPayload, index: int, text_key: str) -> JobPayload:
+    """The payload of sentence ``index`` of a streamed reply (stored under ``text_key``): it goes on
+    through TTS and animation."""
+    return job.model_copy(update={"plan": ["tts", "animation"], "segment": index, "segment_text_key": text_key})
 
 
-def publish_sentences(job: JobPayload, sentences: Iterable[str], settings: Settings) -> int:
-    """Publish one TTS subtask per sentence, numbered from 0, and record how many there are.
+def publish_sentences(job: JobPayload, text_keys: Iterable[str], settings: Settings) -> int:
+    """Publish one TTS subtask per sentence (the keys of its text artifacts), numbered from 0, and record
+    how many there are.
 
     Returns the number of segments. Publishes the assembly too in the unlikely case that
     every segment has landed by the time the count is recorded.
     """
     total = 0
-    for index, sentence in enumerate(sentences):
-        publish_stage(segment_payload(job, index, sentence), settings)
+    for index, text_key in enumerate(text_keys):
+        publish_stage(segment_payload(job, index, text_key), settings)
         total = index + 1
     ledger = ledger_for(settings)
     if ledger.close(job.job_id, total, owner=task_id(job.job_id, "speak")):
@@ -62,7 +66,7 @@ def publish_sentences(job: JobPayload, sentences: Iterable[str], settings: Setti
 
 def publish_assembly(job: JobPayload, settings: Settings) -> str:
     """Publish the task that joins a streamed job's segments into its MP4."""
-    final = job.model_copy(update={"plan": [ASSEMBLE.stage], "segment": None, "segment_text": None})
+    final = job.model_copy(update={"plan": [ASSEMBLE.stage], "segment": None, "segment_text_key": None})
     return _publish(ASSEMBLE.task, final, STAGES[ASSEMBLE.stage].queue, ASSEMBLE.verb, settings)
 
 

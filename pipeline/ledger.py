@@ -13,7 +13,9 @@ crashes before publishing is redelivered with the same task ID and claims again.
 The keys live in the results Redis, which runs with an append-only file: a
 restart keeps them.
 
-Keys expire a day after their last write: the job store keeps the lasting record.
+A landed segment is recorded by its artifact keys (video, speech, the sentence's text),
+never by its words. Keys expire a day after their last write: the job store keeps the
+lasting record.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class Segment:
     video_key: str
     speech_key: str
     seconds: float
-    text: str
+    text_key: str | None  # the sentence it says (a text artifact, ``contracts.job_texts``)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, separators=(",", ":"))
@@ -78,7 +80,7 @@ class Segment:
     def from_json(cls, raw: str | bytes) -> Segment:
         data: dict[str, Any] = json.loads(raw)
         return cls(index=int(data["index"]), video_key=data["video_key"], speech_key=data["speech_key"],
-                   seconds=float(data["seconds"]), text=data.get("text", ""))
+                   seconds=float(data["seconds"]), text_key=data.get("text_key"))
 
 
 class SegmentLedger:

@@ -24,6 +24,10 @@ outputs are content-addressed, so doing it twice stores the same artifacts.
 Event IDs derive from the task ID, the attempt and the kind, so the events of a
 redone task are recognised as the same events by the coordinator's store.
 
+Payloads and events name the job's texts by artifact key (``contracts.job_texts``); a
+payload of the previous version, with its texts in it, is stored as artifacts on arrival
+(``upgrade_legacy_payload``) and runs as a current one.
+
 A payload's ``cache_key`` stands for the stage offers the coordinator assumed
 (``stage_digests``); a worker whose own offer differs drops it, so a video made by
 other backends or settings is never stored under that key.
@@ -43,8 +47,10 @@ from celery import Task
 from celery.exceptions import Reject
 from pydantic import ValidationError
 
+from contracts.artifacts import ArtifactStore
 from contracts.errors import PermanentError, StageError, StageTimeout, TransientError, public_message
-from contracts.events import JobEvent, segment_summary
+from contracts.events import TEXTS, JobEvent, segment_summary
+from contracts.job_texts import upgrade_legacy_payload
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
 from pipeline import runtime
@@ -131,7 +137,7 @@ def run_stage(task: Task, stage: str, raw: object, work: StageWork, limits: str 
     """
     settings = get_settings()
     try:
-        payload = JobPayload.model_validate(raw)
+        payload = JobPayload.model_validate(upgrade_legacy_payload(raw, ArtifactStore(settings.artifact_dir)))
     except ValidationError as e:
         # A message we cannot even read: nothing to report the failure to.
         log.error("rejected malformed %s payload: %d errors at %s", stage, e.error_count(),
@@ -204,7 +210,7 @@ def _hand_on(run: _Run, outcome: Outcome) -> None:
     if outcome.segment is not None:
         segment = outcome.segment
         run.step("the segment event", lambda: run.emit(
-            "segment", {"seconds": segment.seconds, "text": segment.text, "video_key": segment.video_key,
+            "segment", {"seconds": segment.seconds, TEXTS: {"text": segment.text_key}, "video_key": segment.video_key,
                         **outcome.segment_data}, segment.seconds))
         if run.step("landing the segment", lambda: ledger.land(job.job_id, segment, run.task_id)):
             _publish_assembly(run)

@@ -7,6 +7,7 @@ messages; they are deleted afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,10 +17,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
-from kombu import Connection
+import redis
+from kombu import Connection, Queue
 
 from contracts.settings import Settings
 from pipeline.stages import STAGE_NAMES as STAGES
@@ -280,3 +282,90 @@ def farm_fixture(tmp: Path, extra: dict[str, str] | None = None) -> Iterator[Far
         stop_farm(farm)
         redis.process.terminate()
         redis.process.wait()
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One message as the broker holds it: the exchange it went through, its routing key, headers and body."""
+
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """Everything the message shows, non-ASCII unescaped (JSON bodies are decoded and dumped again)."""
+        shown = [self.body.decode("utf-8", "replace"), json.dumps(self.headers, default=str, ensure_ascii=False)]
+        try:
+            shown.append(json.dumps(json.loads(self.body), ensure_ascii=False))
+        except ValueError:
+            pass
+        return "\n".join(shown)
+
+
+class MessageSpy:
+    """A copy of every message published to the farm's exchanges (stage tasks, dead letters, worker events to
+    the coordinator) and to Celery's task-event exchange (what Flower shows), kept in a queue of the test's own
+    while the spy is open: what RabbitMQ's management UI would show, and what it writes to disk."""
+
+    def __init__(self, settings: Settings) -> None:
+        from celery.events.event import event_exchange
+
+        from pipeline.app import dead_letter_exchange, stages_exchange
+        from pipeline.events import events_exchange
+
+        self._bindings = [(stages_exchange(settings), stage) for stage in STAGES]
+        self._bindings += [(dead_letter_exchange(settings), stage) for stage in STAGES]
+        self._bindings += [(events_exchange(settings), "#"), (event_exchange, "#")]
+        self._url = settings.broker.url
+        self._name = settings.queue_name(f"spy-{uuid.uuid4().hex[:8]}")
+        self._conn: Connection | None = None
+        self._queue: Queue | None = None
+        self.seen: list[Seen] = []
+
+    def __enter__(self) -> MessageSpy:
+        self._conn = Connection(self._url, connect_timeout=5)
+        channel = self._conn.channel()
+        self._queue = Queue(self._name, exclusive=True, auto_delete=True, channel=channel)
+        self._queue.declare()
+        for exchange, routing_key in self._bindings:
+            exchange(channel).declare()  # as the farm declares it; it may not have published there yet
+            self._queue.bind_to(exchange=exchange.name, routing_key=routing_key)
+        return self
+
+    def collect(self) -> list[Seen]:
+        """The messages copied since the last call (added to ``seen`` too)."""
+        assert self._queue is not None
+        taken = []
+        while (message := self._queue.get(no_ack=True)) is not None:
+            info, body = message.delivery_info, message.body
+            taken.append(Seen(str(info.get("exchange", "")), str(info.get("routing_key", "")),
+                              dict(message.headers or {}), body.encode() if isinstance(body, str) else bytes(body)))
+        self.seen += taken
+        return taken
+
+    def __exit__(self, *_: object) -> None:
+        if self._conn is not None:
+            self._conn.release()  # the exclusive queue goes with its connection
+
+
+def results_redis_entries(url: str = RESULTS_URL) -> Iterator[tuple[str, str]]:
+    """Every key of the results Redis with what it holds, as text (strings, hashes, lists, sets, sorted sets)."""
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(count=500):
+        kind = client.type(key).decode()
+        if kind == "string":
+            values: list[Any] = [client.get(key)]
+        elif kind == "hash":
+            values = [v for pair in client.hgetall(key).items() for v in pair]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = client.zrange(key, 0, -1)
+        else:
+            continue
+        yield key.decode("utf-8", "replace"), " ".join(
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values if v is not None)

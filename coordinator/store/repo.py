@@ -268,14 +268,16 @@ class JobStore:
             return [dict(data or {}) for data in s.scalars(select(EventRow.data).where(EventRow.job_id.in_(job_ids)))]
 
     def still_named(self, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` a remaining job, avatar or event still names (content is shared between owners)."""
+        """Which of ``keys`` a remaining job (its columns or its dispatch), avatar or event still names (content
+        is shared between owners; text artifacts are named in dispatches and events only)."""
         named: set[str] = set()
         with self._sessions() as s:
             for column in (JobRow.portrait_key, JobRow.audio_key, JobRow.speech_key, JobRow.video_key):
                 named.update(k for k in s.scalars(select(column).where(column.in_(keys))) if k)
             named.update(s.scalars(select(AvatarRow.portrait_key).where(AvatarRow.portrait_key.in_(keys))))
             for key in set(keys) - named:
-                if s.scalar(select(EventRow.id).where(cast(EventRow.data, String).contains(key)).limit(1)):
+                if (s.scalar(select(EventRow.id).where(cast(EventRow.data, String).contains(key)).limit(1))
+                        or s.scalar(select(JobRow.id).where(cast(JobRow.dispatch, String).contains(key)).limit(1))):
                     named.add(key)
         return named
 
@@ -295,7 +297,8 @@ class JobStore:
             s.execute(delete(AvatarRow).where(AvatarRow.id == avatar_id))
 
     def referenced_keys(self) -> set[str]:
-        """Artifact keys that the remaining jobs and the avatars name."""
+        """Artifact keys that the remaining jobs' columns and the avatars name (not the text artifacts, which
+        only dispatches and events name: the rows hold the texts, so retention may let them go)."""
         keys: set[str] = set()
         with self._sessions() as s:
             for row in s.execute(select(JobRow.portrait_key, JobRow.audio_key, JobRow.speech_key, JobRow.video_key)):

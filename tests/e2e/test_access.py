@@ -7,10 +7,9 @@ standard key, and a ``tiny`` tier whose every quota a few requests reach.
 from __future__ import annotations
 
 import io
-import threading
+import json
 import time
 import uuid
-from pathlib import Path
 from typing import Iterator
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 from PIL import Image
 
 from contracts.artifacts import ArtifactStore
-from tests.farm import Farm, admin, create_key
+from tests.farm import Farm, MessageSpy, Seen, admin, create_key, results_redis_entries
 
 pytestmark = pytest.mark.e2e
 
@@ -226,40 +225,85 @@ def test_the_back_office_answers_operators_only(farm: Farm) -> None:
     assert httpx.get(farm.url + "/metrics").status_code == 401
 
 
-def test_task_events_that_flower_shows_carry_no_user_text(farm: Farm) -> None:
-    """Flower shows what the workers' task events carry: the task arguments' repr, the result's. Capture every
-    task event while a chat job runs and look for its question and reply in them."""
-    from celery import Celery
+@pytest.fixture(scope="module")
+def spoken_question(speak) -> bytes:
+    """A question as speech (conftest's ``speak``: the farm's own Piper voice)."""
+    return speak("Which planet do people live on?")
 
-    seen: list[dict] = []
-    receiver_app = Celery("event-capture", broker=farm.settings.broker.url)
-    stop = threading.Event()
 
-    def capture() -> None:
-        with receiver_app.connection_for_read() as conn:
-            receiver = receiver_app.events.Receiver(conn, handlers={"*": seen.append})
-            while not stop.is_set():
-                try:
-                    receiver.capture(limit=50, timeout=1, wakeup=False)
-                except TimeoutError:
-                    continue
+def _our_messages(seen: list[Seen], job_ids: list[str], prefix: str) -> list[Seen]:
+    """The messages of this farm: through its own exchanges, or Celery task events of its jobs (other farms on
+    the machine send task events to the same exchange)."""
+    return [m for m in seen if m.exchange.startswith(prefix) or any(job_id in m.text for job_id in job_ids)]
 
-    listener = threading.Thread(target=capture, daemon=True)
-    listener.start()
-    time.sleep(1.0)  # let the receiver bind its queue before the job's tasks are sent
-    question = f"What is the name of the blue planet, friend number {uuid.uuid4().int % 1000}?"
+
+def _task_events(messages: list[Seen]) -> list[dict]:
+    """The Celery task events among ``messages`` (a worker may send several in one message)."""
+    events: list[dict] = []
+    for message in messages:
+        if message.exchange == "celeryev":
+            body = json.loads(message.body)
+            events += body if isinstance(body, list) else [body]
+    return events
+
+
+def test_no_user_text_in_any_message_task_event_or_results_entry(
+        farm: Farm, portrait_bytes: bytes, spoken_question: bytes) -> None:
+    """RabbitMQ shows every message body in its management UI and keeps it on disk; Flower shows the task events;
+    the results Redis keeps what tasks return and the segment ledger. A typed chat job in a session with a
+    persona, then a spoken one that has the first as its history: no question, persona, transcript, reply or
+    sentence of theirs is in any of those (only IDs and artifact keys are), while the API and the event stream
+    answer with every text as before; deleting the session removes the text artifacts the messages named."""
+    n = uuid.uuid4().int % 1000
+    question = f"What is the name of the blue planet, friend number {n}?"
+    persona = f"You are Captain Ottoline of the airship Quince {n}, and you answer briefly."
+    with MessageSpy(farm.settings) as spy, farm.client() as client:
+        session = client.post("/v1/sessions", json={"system_prompt": persona}).json()["session_id"]
+        typed = client.post("/v1/jobs", data={"mode": "chat", "text": question, "session_id": session},
+                            files={"portrait": ("p.png", portrait_bytes)}).json()["job_id"]
+        first = farm.wait_job(typed)
+        said = client.post("/v1/jobs", data={"mode": "chat", "session_id": session},
+                           files={"portrait": ("p.png", portrait_bytes),
+                                  "audio": ("q.wav", spoken_question)}).json()["job_id"]
+        second = farm.wait_job(said)
+        time.sleep(1.0)  # the last task events are sent after the job's own completed event
+        seen = _our_messages(spy.collect(), [typed, said], farm.settings.queue_prefix)
+        streamed = client.get(f"/v1/jobs/{typed}/events").text
+
+    assert first["status"] == second["status"] == "succeeded", (first["error"], second["error"])
+    # The API answers with the texts, as before.
+    assert first["text"] == question and first["reply"] and second["transcript"] and second["reply"]
+    for job in (first, second):
+        assert job["stream"] and " ".join(s["text"] for s in job["segments"]) == job["reply"]
+    frames = [json.loads(line[len("data: "):]) for line in streamed.splitlines() if line.startswith("data: ")]
+    [llm_finished] = [f for f in frames if (f.get("stage"), f.get("kind")) == ("llm", "finished")]
+    assert llm_finished["reply"] == first["reply"] and llm_finished["spoken_reply"] == first["spoken_reply"]
+    assert [f["text"] for f in frames if f.get("kind") == "segment"] and all("texts" not in f for f in frames)
+
+    texts = [question, persona, *(job[f] for job in (first, second) for f in ("transcript", "reply", "spoken_reply")),
+             *(s["text"] for job in (first, second) for s in job["segments"])]
+    needles = {piece for text in texts if text and len(text.strip()) >= 8 for piece in (text, text[:24])}
+    stages = {m.routing_key for m in seen if m.exchange == farm.settings.queue_name("talkfarm.stages")}
+    assert stages >= {"asr", "llm", "tts", "animation"} and any(m.routing_key.startswith("job.") for m in seen)
+    events = [e for e in _task_events(seen) if str(e.get("uuid", "")).startswith((typed, said))]
+    assert {e["type"] for e in events} >= {"task-received", "task-succeeded"}  # what Flower shows was captured
+    for message in seen:
+        shown = message.text
+        assert not [needle for needle in needles if needle in shown], (message.exchange, message.routing_key)
+    held = [(key, value) for key, value in results_redis_entries(farm.settings.redis.results_url)
+            if farm.settings.queue_prefix in key or typed in key or said in key]
+    assert any(typed in key for key, _ in held)  # the results and the ledger of the jobs are there
+    for key, value in held:
+        assert not [needle for needle in needles if needle in value], key
+
+    # The texts are artifacts the messages name by key; deleting the session removes them.
+    named = {key for m in seen if m.exchange == farm.settings.queue_name("talkfarm.stages")
+             for field, key in json.loads(m.body)[0][0].items()
+             if field in ("context_key", "transcript_key", "reply_key", "segment_text_key") and key}
+    named |= {key for m in seen if m.routing_key.startswith("job.")
+              for key in (json.loads(m.body).get("data", {}).get("texts") or {}).values() if key}
+    store = ArtifactStore(farm.settings.artifact_dir)
+    assert len(named) >= 6 and all(store.exists(key) for key in named)
     with farm.client() as client:
-        job_id = client.post("/v1/jobs", data={"mode": "chat", "text": question},
-                             files={"portrait": ("p.png", (Path(__file__).parents[1] / "data" / "portrait.png")
-                                                 .read_bytes())}).json()["job_id"]
-    done = farm.wait_job(job_id)
-    time.sleep(1.0)  # the last task events are sent after the job's own completed event
-    stop.set()
-    listener.join(timeout=10)
-    mine = [e for e in seen if str(e.get("uuid", "")).startswith(job_id)]
-    assert done["status"] == "succeeded" and {e["type"] for e in mine} >= {"task-received", "task-succeeded"}
-    texts = [question, done["reply"], *(s.get("text") or "" for s in done.get("segments") or [])]
-    for event in mine:
-        shown = " ".join(str(event.get(field, "")) for field in ("args", "kwargs", "result", "name"))
-        for text in filter(None, texts):
-            assert text not in shown and text[:20] not in shown, (event["type"], shown[:200])
+        assert client.delete(f"/v1/sessions/{session}").status_code == 200
+    assert [key for key in named if store.exists(key)] == []

@@ -23,7 +23,8 @@ def ledger() -> SegmentLedger:
 
 
 def seg(i: int) -> Segment:
-    return Segment(index=i, video_key=f"{i:064x}.mp4", speech_key=f"{i:064x}.wav", seconds=1.0 + i, text=f"s{i}")
+    return Segment(index=i, video_key=f"{i:064x}.mp4", speech_key=f"{i:064x}.wav", seconds=1.0 + i,
+                   text_key=f"{i:064x}.json")
 
 
 def owner(job: str, i: int | str) -> str:

@@ -5,15 +5,22 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from contracts.artifacts import ArtifactStore
+from contracts.job_texts import JobContext, JobTexts
+from contracts.payload import JobPayload
+from contracts.settings import Settings
+from coordinator.erasure import Eraser
+from coordinator.maintenance import Maintenance
 from coordinator.store import migrate, repo
 from coordinator.store.models import ArtifactRow, AvatarRow, EventRow, JobRow, SessionRow
 from coordinator.store.repo import JobStore, make_engine
 from pipeline.events import JobEvent
+from tests.farm import RESULTS_URL
 
 pytestmark = pytest.mark.integration
 
@@ -188,3 +195,71 @@ def test_upgrade_from_version_3_adds_the_spoken_forms(store):
     job, _ = store.get_job(job_id)
     assert (job.text, job.spoken_text) == ("Dr. Smith paid $5.", "Doctor Smith paid five dollars.")
     assert (job.reply, job.spoken_reply) == ("**Hi!** 😀", "Hi!")
+
+
+def test_deleting_a_session_removes_its_text_artifacts_and_keeps_what_others_name(store, tmp_path):
+    """A job's texts are artifacts named by its dispatch (context, sentences) and by its events (``texts``):
+    erasing the session removes them, except a file that another session's job names too."""
+    migrate.upgrade(store.engine)
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+
+    def job_with_texts(session_id: str, also: list[str] | None = None) -> list[str]:
+        texts = JobTexts(artifacts, JobTexts.write_context(artifacts, JobContext.new("Forget me. Please.")))
+        sentences = [texts.put("Forget me."), texts.put("Please.")]
+        job_id = str(uuid.uuid4())
+        payload = JobPayload(job_id=job_id, session_id=session_id, mode="speak", plan=["tts", "animation"],
+                             portrait_key=KEY, context_key=texts.context_key, stream=True)
+        store.create_job(JobRow(id=job_id, session_id=session_id, mode="speak", portrait_key=KEY,
+                                dispatch={"payload": payload.model_dump(mode="json"),
+                                          "sentence_keys": sentences + (also or [])}), ["tts", "animation"], [])
+        spoken = texts.put("Forget me, said.")
+        store.apply_event(event(job_id, "tts", "finished", segment=0, texts={"segment_spoken_text": spoken}))
+        return [texts.context_key or "", *sentences, spoken]
+
+    my_session = str(uuid.uuid4())
+    mine = job_with_texts(my_session)
+    shared = mine[1]
+    theirs = job_with_texts(str(uuid.uuid4()), also=[shared])
+    assert all(artifacts.exists(key) for key in mine + theirs)
+    assert store.still_named([shared, mine[0]]) == {shared, mine[0]}
+
+    erased = Eraser(store, artifacts, {}).session(my_session)
+    assert erased.jobs == 1 and erased.files == 3
+    assert [artifacts.exists(key) for key in mine] == [False, True, False, False]  # another job names the sentence
+    assert all(artifacts.exists(key) for key in theirs)
+
+
+class NoCache:
+    def contains(self, key: str) -> bool:
+        return False
+
+
+def test_retention_removes_the_text_artifacts_of_jobs_long_ended(store, tmp_path):
+    """Text artifacts are named by no job column: they go as orphans after ``job_days + orphan_hours``, with the
+    rows that registered them, while those of a job that runs stay."""
+    migrate.upgrade(store.engine)
+    settings = Settings(data_dir=tmp_path, redis={"results_url": RESULTS_URL})
+    artifacts = ArtifactStore(settings.artifact_dir)
+    now = datetime.now(timezone.utc)
+    long_ago = now - timedelta(days=settings.retention.job_days, hours=settings.retention.orphan_hours + 1)
+
+    def job_with_texts(finished_at: datetime | None) -> list[str]:
+        context = JobContext.new("Keep this for a while.")
+        context_key = JobTexts.write_context(artifacts, context)
+        reply = JobTexts(artifacts, context_key, context).put("For a while, then no more.")
+        job_id = str(uuid.uuid4())
+        store.create_job(JobRow(id=job_id, session_id=str(uuid.uuid4()), mode="chat", portrait_key=KEY,
+                                status="succeeded" if finished_at else "running", finished_at=finished_at,
+                                dispatch={"payload": {"context_key": context_key}}),
+                         ["llm"], [ArtifactRow(key=context_key, kind="context", size=1)])
+        store.apply_event(event(job_id, "llm", "finished", texts={"reply": reply}))
+        return [context_key, reply]
+
+    ended = job_with_texts(long_ago)
+    for key in ended:
+        os.utime(artifacts.path(key), (long_ago.timestamp(), long_ago.timestamp()))
+    running = job_with_texts(None)
+    report = Maintenance(settings, store, artifacts, NoCache()).retain(now)
+    assert report.jobs == 1 and report.artifacts == 2
+    assert [artifacts.exists(key) for key in ended + running] == [False, False, True, True]
+    assert store.counts()["artifacts"] == 1  # the ended job's context row went with its file

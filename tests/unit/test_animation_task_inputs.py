@@ -1,4 +1,4 @@
-"""What the animation task hands its backend: the face option, the words spoken and the TTS timings."""
+"""What the animation task hands its backend: the face option and the TTS timings (the words spoken: test_job_texts)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from contracts.payload import JobPayload
 from contracts.timings import Timing
 from coordinator.admission import MAX_FACE_INDEX, check_face
 from coordinator.errors import ApiError
-from workers.animation.tasks import load_timings, spoken_text
+from workers.animation.tasks import load_timings
 
 pytestmark = pytest.mark.unit
 
@@ -38,13 +38,6 @@ def test_the_payload_carries_the_face_index() -> None:
     assert _payload(face_index=3).face_index == 3
     with pytest.raises(ValueError):
         _payload(face_index=-1)
-
-
-def test_the_spoken_text_is_the_segment_the_reply_or_the_text() -> None:
-    assert spoken_text(_payload(text="Say this.")) == "Say this."
-    assert spoken_text(_payload(mode="chat", text="A question?", reply="The answer.")) == "The answer."
-    assert spoken_text(_payload(mode="chat", reply="One. Two.", segment=1, segment_text="Two.")) == "Two."
-    assert spoken_text(_payload(mode="lipsync")) is None
 
 
 def test_timings_are_read_from_the_tts_artifact(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.artifacts import ArtifactStore
 from contracts.events import segment_summary
+from contracts.job_texts import JobContext, JobTexts
 from contracts.payload import JobPayload
 from contracts.text.spoken import SentenceStream, speech_sentences
 from pipeline.dispatch import segment_payload
@@ -74,9 +76,9 @@ class TestNothingToSayIsNeverASegment:
 
 def test_segment_payload_goes_through_tts_and_animation() -> None:
     job = JobPayload(job_id="j", session_id="s", mode="chat", plan=["llm", "tts", "animation"],
-                     portrait_key="a" * 64 + ".png", text="hi", stream=True)
-    seg = segment_payload(job, 2, "Second sentence.")
-    assert seg.plan == ["tts", "animation"] and seg.segment == 2 and seg.segment_text == "Second sentence."
+                     portrait_key="a" * 64 + ".png", stream=True)
+    seg = segment_payload(job, 2, "e" * 64 + ".json")
+    assert seg.plan == ["tts", "animation"] and seg.segment == 2 and seg.segment_text_key == "e" * 64 + ".json"
     assert seg.job_id == "j" and seg.stream
     assert segment_summary({"speech_key": "k", "seconds": 1.0}) == {"segment_speech_key": "k", "segment_seconds": 1.0}
 
@@ -91,17 +93,34 @@ class FakeFlags:
         return self.cancel_after is not None and self.checks > self.cancel_after
 
 
+class Streamed:
+    """The stream module with its publishing recorded: each published sentence read back from its artifact."""
+
+    def __init__(self, stream, job: JobPayload, texts: JobTexts, fake: FakeFlags) -> None:
+        self.stream, self.job, self.texts, self.fake = stream, job, texts, fake
+        self.published: list[JobPayload] = []
+
+    def reply(self, deltas, fallback: str = "Sorry.", **options):
+        return self.stream.stream_reply(self.job, deltas, None, fallback, self.texts, **options)
+
+    @property
+    def sentences(self) -> list[str | None]:
+        return [self.texts.read(p.segment_text_key) for p in self.published]
+
+
 @pytest.fixture
-def streamed(monkeypatch):
+def streamed(monkeypatch, tmp_path) -> Streamed:
     import workers.llm.stream as stream
 
-    published: list[JobPayload] = []
-    fake = FakeFlags()
-    monkeypatch.setattr(stream.CancelFlags, "from_settings", classmethod(lambda cls, settings: fake))
-    monkeypatch.setattr(stream, "publish_stage", lambda payload, settings: published.append(payload))
+    store = ArtifactStore(tmp_path)
+    context = JobContext.new("hi")
+    texts = JobTexts(store, JobTexts.write_context(store, context))
     job = JobPayload(job_id="j", session_id="s", mode="chat", plan=["llm", "tts", "animation"],
-                     portrait_key="a" * 64 + ".png", text="hi", stream=True)
-    return stream, job, published, fake
+                     portrait_key="a" * 64 + ".png", context_key=texts.context_key, stream=True)
+    recorder = Streamed(stream, job, texts, FakeFlags())
+    monkeypatch.setattr(stream.CancelFlags, "from_settings", classmethod(lambda cls, settings: recorder.fake))
+    monkeypatch.setattr(stream, "publish_stage", lambda payload, settings: recorder.published.append(payload))
+    return recorder
 
 
 def deltas(text: str):
@@ -117,49 +136,41 @@ def deltas(text: str):
 
 
 def test_stream_reply_hands_on_each_sentence_and_reports_the_count(streamed) -> None:
-    stream, job, published, fake = streamed
     gen, _ = deltas("**Sure!** The Moon orbits Earth. It has no air. Its day lasts a month. And then it")
-    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.")
-    assert [p.segment_text for p in published] == [
-        "**Sure!**", "The Moon orbits Earth.", "It has no air.", "Its day lasts a month."]
-    assert [p.segment for p in published] == [0, 1, 2, 3]
-    assert all(p.plan == ["tts", "animation"] for p in published)
+    reply = streamed.reply(gen)
+    assert streamed.sentences == ["**Sure!**", "The Moon orbits Earth.", "It has no air.", "Its day lasts a month."]
+    assert [p.segment for p in streamed.published] == [0, 1, 2, 3]
+    assert all(p.plan == ["tts", "animation"] for p in streamed.published)
     # Users read the reply as written; what is said is beside it.
-    assert outcome.summary == {"reply": "**Sure!** The Moon orbits Earth. It has no air. Its day lasts a month.",
-                               "spoken_reply": "Sure! The Moon orbits Earth. It has no air. Its day lasts a month.",
-                               "segments": 4}
-    assert outcome.segments == 4 and outcome.payload is None  # the runner records the count, then assembles
+    assert reply.text == "**Sure!** The Moon orbits Earth. It has no air. Its day lasts a month."
+    assert reply.spoken == "Sure! The Moon orbits Earth. It has no air. Its day lasts a month."
+    assert reply.segments == 4 and not reply.cancelled
 
 
 def test_stream_reply_stops_at_the_sentence_cap(streamed) -> None:
-    stream, job, published, fake = streamed
     gen, closed = deltas("One. Two. Three. Four. Five. Six.")
-    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.", max_sentences=2)
-    assert [p.segment_text for p in published] == ["One.", "Two."]
-    assert outcome.summary["segments"] == 2 and outcome.segments == 2 and closed == [True]
+    reply = streamed.reply(gen, max_sentences=2)
+    assert streamed.sentences == ["One.", "Two."]
+    assert reply.segments == 2 and closed == [True]
 
 
 def test_stream_reply_with_nothing_speakable_says_the_fallback(streamed) -> None:
-    stream, job, published, fake = streamed
     gen, _ = deltas("  ** ``` ")
-    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry, I have no answer.")
-    assert [p.segment_text for p in published] == ["Sorry, I have no answer."]
-    assert outcome.summary["segments"] == 1 and outcome.segments == 1
+    reply = streamed.reply(gen, fallback="Sorry, I have no answer.")
+    assert streamed.sentences == ["Sorry, I have no answer."]
+    assert reply.segments == 1 and reply.text == "Sorry, I have no answer."
 
 
 def test_stream_reply_never_publishes_a_pause(streamed) -> None:
-    stream, job, published, fake = streamed
     gen, _ = deltas("Hello... How are you? \u2014 Fine! ... \U0001F600")
-    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.")
-    assert [p.segment_text for p in published] == ["Hello...", "How are you?", "\u2014 Fine!"]
-    assert outcome.segments == 3 and outcome.summary["spoken_reply"] == "Hello. How are you? Fine!"
+    reply = streamed.reply(gen)
+    assert streamed.sentences == ["Hello...", "How are you?", "\u2014 Fine!"]
+    assert reply.segments == 3 and reply.spoken == "Hello. How are you? Fine!"
 
 
 def test_stream_reply_stops_when_cancelled(streamed) -> None:
-    stream, job, published, fake = streamed
-    fake.cancel_after = 1
+    streamed.fake.cancel_after = 1
     gen, closed = deltas("One. Two. Three. Four.")
-    outcome = stream.stream_reply(job, gen, settings=None, fallback="Sorry.")
-    assert outcome.segments is None and outcome.payload is None  # nothing to record, nothing to assemble
-    assert [p.segment_text for p in published] == ["One."]
-    assert outcome.summary["cancelled"] is True and closed == [True]
+    reply = streamed.reply(gen)
+    assert streamed.sentences == ["One."]
+    assert reply.cancelled and reply.segments == 1 and closed == [True]

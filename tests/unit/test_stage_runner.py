@@ -11,8 +11,10 @@ from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 import pipeline.runner as stage_module
+from contracts.artifacts import ArtifactStore
 from contracts.catalog import StageOffer
 from contracts.errors import PermanentError, TransientError
+from contracts.job_texts import JobTexts
 from contracts.payload import JobPayload, plan_for
 from pipeline.ledger import Segment
 from pipeline.runner import Outcome
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.unit
 KEY = "a" * 64 + ".png"
 VIDEO = "b" * 64 + ".mp4"
 SPEECH = "c" * 64 + ".wav"
+CONTEXT = "d" * 64 + ".json"
 
 
 class Retry(Exception):
@@ -120,7 +123,11 @@ def recorded(monkeypatch) -> Recorded:
 
 def payload(plan=("tts", "animation"), **extra: Any) -> dict:
     return JobPayload(job_id="j1", session_id="s1", mode="speak", plan=list(plan), portrait_key=KEY,
-                      text="hi", **extra).model_dump()
+                      context_key=CONTEXT, **extra).model_dump()
+
+
+def sentence_key(index: int) -> str:
+    return f"{index:064x}.json"
 
 
 def test_success_hands_on_to_the_next_stage(recorded):
@@ -204,7 +211,7 @@ def test_a_streamed_reply_records_its_count_and_publishes_nothing_itself(recorde
 
 
 def test_segment_stages_prefix_their_summary_and_carry_the_index(recorded):
-    raw = payload(segment=2, segment_text="Hi.")
+    raw = payload(segment=2, segment_text_key=sentence_key(2))
     stage_module.run_stage(FakeTask(), "tts", raw, lambda job: Outcome(summary={"speech_key": SPEECH}, payload=job))
     assert all(e.data["segment"] == 2 for e in recorded.events)
     assert recorded.events[1].data == {"segment": 2, "segment_speech_key": SPEECH}  # never taken for the job's
@@ -213,19 +220,35 @@ def test_segment_stages_prefix_their_summary_and_carry_the_index(recorded):
 def test_a_landed_segment_is_reported_after_finished_and_the_last_one_assembles(recorded):
     recorded.ledger.close("j1", 2, "j1.llm")
     for index in (1, 0):
-        raw = payload(("animation",), segment=index, segment_text=f"Sentence {index}.")
+        raw = payload(("animation",), segment=index, segment_text_key=sentence_key(index))
 
         def work(job: JobPayload) -> Outcome:
             segment = Segment(index=job.segment or 0, video_key=VIDEO, speech_key=SPEECH, seconds=1.0,
-                              text=job.segment_text or "")
+                              text_key=job.segment_text_key)
             return Outcome(summary={"video_key": VIDEO}, segment=segment, segment_data={"ts_key": "t"})
 
         stage_module.run_stage(FakeTask(), "animation", raw, work)
     kinds = [(e.kind, e.data.get("segment")) for e in recorded.events]
     assert kinds == [("started", 1), ("finished", 1), ("segment", 1), ("started", 0), ("finished", 0), ("segment", 0)]
-    assert recorded.events[2].data == {"segment": 1, "seconds": 1.0, "text": "Sentence 1.", "video_key": VIDEO,
-                                       "ts_key": "t"}
+    # The sentence is named by its text artifact; the coordinator reads it into the event's "text".
+    assert recorded.events[2].data == {"segment": 1, "seconds": 1.0, "texts": {"text": sentence_key(1)},
+                                       "video_key": VIDEO, "ts_key": "t"}
     assert len(recorded.assembled) == 1 and recorded.published == []
+
+
+def test_a_payload_of_the_previous_version_runs_with_its_texts_stored(recorded, tmp_path):
+    stage_module.get_settings().data_dir = tmp_path
+    old = {k: v for k, v in payload().items() if not k.endswith("_key") or k == "portrait_key"}
+    old.update(text="Hello there.", history=[], system_prompt=None, transcript=None, reply=None, segment_text=None)
+    said: list[str | None] = []
+
+    def work(job: JobPayload) -> Outcome:
+        said.append(JobTexts(ArtifactStore(tmp_path / "artifacts"), job.context_key).words(job))
+        return Outcome(payload=job)
+
+    assert stage_module.run_stage(FakeTask(), "tts", old, work)["status"] == "ok"
+    assert said == ["Hello there."]
+    assert recorded.published[0].context_key is not None  # the next stage gets the current form
 
 
 def test_limits_of_another_stage_apply(recorded):

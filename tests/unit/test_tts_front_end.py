@@ -3,12 +3,16 @@ voice, a segment of nothing is a pause, the phrase cache keys on what is said, t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pytest
 
+from contracts.artifacts import ArtifactStore
 from contracts.errors import PermanentError
+from contracts.events import resolve_texts
+from contracts.job_texts import JobContext, JobTexts
 from contracts.payload import JobPayload
 from contracts.settings import Settings
 from contracts.text.spoken import to_spoken
@@ -89,9 +93,17 @@ class TestPhraseCache:
 
 @pytest.fixture
 def task(monkeypatch: pytest.MonkeyPatch, tmp_path: Any):
-    """Run the TTS task with fake backends; returns ``run(job, **tts settings) -> (outcome, backends)``."""
-    def run(job: JobPayload, **tts: Any):
+    """Run the TTS task with fake backends; returns ``run(job fields, **tts settings) -> (outcome, backends)``,
+    the texts the outcome names read into its summary (as the coordinator does)."""
+    def run(fields: dict[str, Any], **tts: Any):
         s = settings(phrase_cache_ttl_seconds=0, **tts).model_copy(update={"data_dir": tmp_path})
+        store = ArtifactStore(s.artifact_dir)
+        fields = dict(fields)
+        texts = JobTexts(store, JobTexts.write_context(store, JobContext.new(fields.pop("text"))))
+        if "segment_text" in fields:
+            fields["segment_text_key"] = texts.put(fields.pop("segment_text"))
+        job = JobPayload(job_id="j", session_id="s", mode="speak", plan=["tts", "animation"],
+                         portrait_key="b" * 64 + ".png", context_key=texts.context_key, **fields)
         for module in (tasks, runtime):
             monkeypatch.setattr(module, "get_settings", lambda: s)
         monkeypatch.setattr(tasks, "_catalog", None)
@@ -99,15 +111,16 @@ def task(monkeypatch: pytest.MonkeyPatch, tmp_path: Any):
         runtime.unload_all()
         try:
             outcome = tasks._synthesize(job)
+            outcome = dataclasses.replace(outcome, summary=resolve_texts(outcome.summary, texts.read))
             return outcome, {name: runtime.loaded(registry, name) for name in s.tts.backend_names()}
         finally:
             runtime.unload_all()
     return run
 
 
-def payload(text: str, **fields: Any) -> JobPayload:
-    return JobPayload(job_id="j", session_id="s", mode="speak", plan=["tts", "animation"],
-                      portrait_key="b" * 64 + ".png", text=text, **fields)
+def payload(text: str, **fields: Any) -> dict[str, Any]:
+    """A speak job's fields, its texts among them (the task fixture stores them as artifacts)."""
+    return {"text": text, **fields}
 
 
 class TestLanguages:

@@ -11,8 +11,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from contracts.artifacts import ArtifactStore
 from contracts.catalog import StageOffer
 from contracts.errors import PermanentError
+from contracts.job_texts import JobContext, JobTexts
 from contracts.payload import JobPayload
 from contracts.settings import Settings, TTSSettings
 from contracts.timings import timings_document
@@ -357,7 +359,6 @@ class TestTask:
     def test_speech_and_timings_artifacts(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
         import json
 
-        from contracts.artifacts import ArtifactStore
         from contracts.audio import read_wav
         from workers.tts import tasks
 
@@ -368,8 +369,10 @@ class TestTask:
         monkeypatch.setattr(tasks, "_catalog", None)
         monkeypatch.setattr(tasks, "_cache", None)
         runtime.unload_all()
+        store = ArtifactStore(s.artifact_dir)
+        context_key = JobTexts.write_context(store, JobContext.new("你好。再见。"))
         job = JobPayload(job_id="j", session_id="s", mode="speak", plan=["tts", "animation"],
-                         portrait_key="b" * 64 + ".png", text="你好。再见。", language="zh-CN")
+                         portrait_key="b" * 64 + ".png", context_key=context_key, language="zh-CN")
         try:
             outcome = tasks._synthesize(job)
         finally:
@@ -378,7 +381,7 @@ class TestTask:
         assert output is not None
 
         assert summary["tts_backend"] == "unit-aligned"
-        store = ArtifactStore(s.artifact_dir)
+        assert JobTexts(store, context_key).read(summary["texts"]["spoken_text"]) == "你好。再见。"
         samples, rate = read_wav(store.path(output.speech_key or ""))
         assert rate == s.tts.sample_rate and len(samples) / rate == pytest.approx(output.speech_seconds, abs=1e-3)
         document = json.loads(store.path(output.timings_key or "").read_text(encoding="utf-8"))
@@ -391,8 +394,9 @@ class TestTask:
         monkeypatch.setattr(tasks, "get_settings", lambda: s)
         monkeypatch.setattr(tasks, "_catalog", None)
         monkeypatch.setattr(tasks, "_cache", None)
+        store = ArtifactStore(s.artifact_dir)
         job = JobPayload(job_id="j", session_id="s", mode="speak", plan=["tts"], portrait_key="b" * 64 + ".png",
-                         text="Hello.", voice="nobody")
+                         context_key=JobTexts.write_context(store, JobContext.new("Hello.")), voice="nobody")
         with pytest.raises(PermanentError) as caught:
             tasks._synthesize(job)
         assert caught.value.code == "unknown_voice"

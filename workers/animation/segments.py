@@ -4,7 +4,9 @@ A sentence of a streamed reply reaches this stage as its own subtask
 (``segment`` on the payload). ``finish_segment`` remuxes its MP4 to MPEG-TS for
 the HLS playlist and reports it as landed (the runner records it in the ledger);
 once every segment has landed, the ``assemble`` task (``assemble_job``) joins
-them into the job's MP4 and stores it under the request's cache key.
+them into the job's MP4 and stores it under the request's cache key. The
+reply of a streamed ``chat`` job is its segments' sentences joined (each a text
+artifact, ``contracts.job_texts``), stored as a text artifact of its own.
 
 Both go through PyAV (which bundles FFmpeg's muxers and AAC encoder), like the
 renderer, so no ``ffmpeg`` binary is needed.
@@ -33,6 +35,8 @@ from cache.store import video_cache
 from contracts.artifacts import ArtifactStore
 from contracts.audio import decode_audio
 from contracts.errors import TransientError
+from contracts.events import TEXTS
+from contracts.job_texts import JobTexts
 from contracts.payload import JobPayload
 from contracts.settings import Settings
 from pipeline.ledger import Segment, ledger_for
@@ -113,7 +117,7 @@ def finish_segment(job: JobPayload, video_key: str, speech_key: str, seconds: fl
         to_transport_stream(store.path(video_key), ts_path)
         ts = store.put_file(ts_path, "ts")
     segment = Segment(index=job.segment, video_key=video_key, speech_key=speech_key, seconds=round(seconds, 3),
-                      text=job.segment_text or "")
+                      text_key=job.segment_text_key)
     return Outcome(summary={"video_key": video_key, "ts_key": ts.key, "seconds": segment.seconds},
                    segment=segment, segment_data={"ts_key": ts.key})
 
@@ -133,10 +137,16 @@ def assemble_job(job: JobPayload, settings: Settings) -> Outcome:
                               sample_rate=SPEECH_RATE) for s in segments]
         seconds = assemble(media, output)
         video = store.put_file(output, "mp4")
-    reply = " ".join(s.text for s in segments)
+    texts = JobTexts(store, job.context_key)
+    reply = None
+    # A segment landed by a worker of the previous version names no text: the LLM stage's reply stands then.
+    if job.mode == "chat" and all(s.text_key is not None for s in segments):
+        reply = " ".join(texts.read(s.text_key) or "" for s in segments)
+    reply_key = texts.put(reply) if reply is not None else None
     summary = {"video_key": video.key, "video_seconds": round(seconds, 3), "speech_seconds": round(seconds, 3),
-               "segments": len(segments),
-               "transcript": job.transcript, "reply": reply if job.mode == "chat" else None}
+               "segments": len(segments)}
     if job.cache_key:
-        video_cache(settings).put_media(job.cache_key, store.read_bytes(video.key), summary)
-    return Outcome(summary=summary, payload=job.with_outputs(video_key=video.key))
+        video_cache(settings).put_media(job.cache_key, store.read_bytes(video.key),
+                                        {**summary, "transcript": texts.read(job.transcript_key), "reply": reply})
+    return Outcome(summary={**summary, TEXTS: {"transcript": job.transcript_key, "reply": reply_key}},
+                   payload=job.with_outputs(video_key=video.key, reply_key=reply_key))

@@ -5,14 +5,19 @@ is taken from the video cache instead of rendered again. The finished video is
 stored under its render key and under the request key the coordinator chose, so
 that a repeated request is answered without publishing any task.
 
-The backend gets the words spoken and the TTS stage's timings (a JSON artifact,
-``timings_key``) when there are any, for the mouth shapes, the face to animate
-(``face_index``) and the portrait's artifact key, which keys the portrait
-preparation cache.
+The backend gets the words spoken (a text artifact: ``contracts.job_texts``) and
+the TTS stage's timings (a JSON artifact, ``timings_key``) when there are any, for
+the mouth shapes, the face to animate (``face_index``) and the portrait's artifact
+key, which keys the portrait preparation cache.
 
 A sentence segment of a streamed reply is rendered the same way, then remuxed to
 MPEG-TS and reported as landed (``workers.animation.segments``); the request key
 is filled by the ``assemble`` task that joins the segments, not by a segment.
+
+The finished event names the job's transcript and reply by their text artifacts'
+keys; the video cache entry, which the coordinator answers repeats from, keeps the
+texts themselves (the cache Redis holds cached texts by design: ASR transcripts,
+FAQ answers).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from cache.store import video_cache
 from contracts.artifacts import ArtifactNotFound, ArtifactStore
 from contracts.audio import decode_audio
 from contracts.errors import PermanentError
+from contracts.events import TEXTS
+from contracts.job_texts import JobTexts
 from contracts.payload import JobPayload
 from contracts.settings import Settings, get_settings
 from contracts.timings import Timing, decode_timings
@@ -44,13 +51,6 @@ log = logging.getLogger(__name__)
 
 def render_settings(settings: Settings) -> dict[str, Any]:
     return {"fps": settings.animation.fps, "max_side": settings.animation.max_side}
-
-
-def spoken_text(job: JobPayload) -> str | None:
-    """The words of the speech being animated: the segment's, the reply or the typed text (none in lipsync)."""
-    if job.segment is not None:
-        return job.segment_text
-    return job.reply or job.text
 
 
 def load_timings(store: ArtifactStore, key: str | None) -> tuple[Timing, ...]:
@@ -72,7 +72,8 @@ def _render(job: JobPayload) -> Outcome:
         raise PermanentError("the animation stage needs speech audio", code="bad_payload")
     backend = loaded(registry)
     cache = video_cache(settings)
-    text = spoken_text(job)
+    texts = JobTexts(store, job.context_key)
+    text = texts.words(job)
     # What shapes this video besides portrait and speech: the face, and what the mouth follows.
     shaping = {**render_settings(settings), "face": job.face_index, "timings": job.timings_key, "text": text,
                "segment": job.segment is not None}
@@ -102,10 +103,12 @@ def _render(job: JobPayload) -> Outcome:
         # The render's cache key goes in the event, so deleting the session deletes the cached render too.
         return Outcome(summary={**finished.summary, "render_key": key}, segment=finished.segment,
                        segment_data=finished.segment_data)
-    summary = {**meta, "video_key": video.key, "render_key": key, "transcript": job.transcript, "reply": job.reply}
+    summary = {**meta, "video_key": video.key, "render_key": key}
     if job.cache_key:
-        cache.put_media(job.cache_key, video_bytes, summary)
-    return Outcome(summary=summary, payload=job.with_outputs(video_key=video.key))
+        cache.put_media(job.cache_key, video_bytes, {**summary, "transcript": texts.read(job.transcript_key),
+                                                     "reply": texts.read(job.reply_key)})
+    return Outcome(summary={**summary, TEXTS: {"transcript": job.transcript_key, "reply": job.reply_key}},
+                   payload=job.with_outputs(video_key=video.key))
 
 
 def _assemble(job: JobPayload) -> Outcome:

@@ -1,4 +1,4 @@
-"""The ASR task: the job's audio artifact in, transcript and language out.
+"""The ASR task: the job's audio artifact in, transcript (a text artifact, ``transcript_key``) and language out.
 
 Transcripts are cached by (audio artifact key, which is the upload's SHA-256;
 backend, model and decoding options; forced language) in the LRU cache Redis,
@@ -17,6 +17,8 @@ from cache.store import Cache
 from contracts.artifacts import ArtifactStore
 from contracts.audio import decode_audio
 from contracts.errors import PermanentError
+from contracts.events import TEXTS
+from contracts.job_texts import JobTexts
 from contracts.payload import JobPayload
 from contracts.settings import get_settings
 from pipeline.app import app
@@ -63,9 +65,10 @@ def _transcribe(job: JobPayload) -> Outcome:
     waited = seconds_since_publication()
     if waited is not None:
         ASR_LATENCY.labels(settings.asr.backend).observe(waited)
-    output = job.with_outputs(transcript=result.text, detected_language=result.language)
+    transcript_key = JobTexts(store, job.context_key).put(result.text)
+    output = job.with_outputs(transcript_key=transcript_key, detected_language=result.language)
     return Outcome(payload=output, summary={
-        "transcript": result.text,
+        TEXTS: {"transcript": transcript_key},
         "language": result.language,
         "language_probability": round(result.language_probability, 3),
         "voiced_seconds": round(result.speech_seconds, 3),

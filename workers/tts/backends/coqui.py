@@ -266,7 +266,7 @@ class CoquiTTS(TTSBackend):
                             speaker_wav=speaker_wav, split_sentences=False)
         samples = np.asarray(wav, dtype=np.float32).reshape(-1)
         if samples.size == 0:
-            raise PermanentError(f"nothing speakable in the text {text[:80]!r}", code="empty_text")
+            raise PermanentError(f"nothing speakable in the text ({len(text)} characters)", code="empty_text")
         peak = float(np.max(np.abs(samples)))
         if not np.isfinite(peak):
             raise PermanentError("the Coqui model produced invalid samples", code="tts_failed")

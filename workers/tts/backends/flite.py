@@ -150,7 +150,7 @@ class FliteTTS(TTSBackend):
                 raise PermanentError("flite wrote no audio file", code="tts_failed")
             samples, rate = read_wav(wav_file)
         if samples.size == 0:
-            raise PermanentError(f"nothing speakable in the text {text[:80]!r}", code="empty_text")
+            raise PermanentError(f"nothing speakable in the text ({len(text)} characters)", code="empty_text")
         timings = _segment_timings(result.stdout.decode("utf-8", "replace"), len(samples) / rate)
         return Speech(samples, rate, timings, timings_from_model=bool(timings))
 

@@ -155,7 +155,7 @@ class PiperTTS(TTSBackend):
             log.warning("voice speaks %s, text is tagged %s", piper_voice.config.espeak_voice, language)
         chunks = list(piper_voice.synthesize(text.strip(), include_alignments=True))
         if not chunks or sum(len(chunk.audio_float_array) for chunk in chunks) == 0:
-            raise PermanentError(f"nothing speakable in the text {text[:80]!r}", code="empty_text")
+            raise PermanentError(f"nothing speakable in the text ({len(text)} characters)", code="empty_text")
         samples = np.concatenate([chunk.audio_float_array for chunk in chunks]).astype(np.float32, copy=False)
         rate = piper_voice.config.sample_rate
         timings = _phoneme_timings(chunks, rate)

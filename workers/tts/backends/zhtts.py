@@ -141,7 +141,7 @@ class ZhttsTTS(TTSBackend):
             offset += len(audio)
             pause = pause_after
         if not pieces:
-            raise PermanentError(f"nothing speakable in Mandarin in {text[:80]!r}", code="empty_text")
+            raise PermanentError(f"nothing speakable in Mandarin ({len(text)} characters)", code="empty_text")
         samples = np.concatenate(pieces).astype(np.float32, copy=False)
         return Speech(samples, SAMPLE_RATE, tuple(timings), timings_from_model=bool(timings))
 
