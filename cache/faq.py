@@ -43,13 +43,14 @@ def faq_key(question: str, system_prompt: str, model: str, options: Mapping[str,
 class FaqCache:
     """Replies by FAQ key: the ``faq`` namespace of the JSON result cache."""
 
-    def __init__(self, cache_url: str, stats_url: str, ttl_seconds: int, socket_timeout: float = 2.0) -> None:
-        self._results = Cache(NAMESPACE, cache_url, stats_url, ttl_seconds, socket_timeout)
+    def __init__(self, cache_url: str, stats_url: str, ttl_seconds: int, socket_timeout: float = 2.0,
+                 stats_prefix: str = "") -> None:
+        self._results = Cache(NAMESPACE, cache_url, stats_url, ttl_seconds, socket_timeout, stats_prefix)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "FaqCache":
         return cls(settings.redis.cache_url, settings.redis.results_url,
-                   settings.llm.faq_cache_ttl_seconds, settings.redis.socket_timeout)
+                   settings.llm.faq_cache_ttl_seconds, settings.redis.socket_timeout, settings.queue_prefix)
 
     def get(self, key: str) -> str | None:
         """The cached reply, counting a hit or a miss."""

@@ -6,7 +6,8 @@ Entries live in the LRU cache Redis (configured with ``maxmemory`` and
 ``allkeys-lru``; eviction is instance-wide, so nothing else may share it), under
 ``talkfarm:<namespace>:<key>`` with a TTL: a JSON object, or media bytes with a
 JSON object of metadata. Hit and miss counters live in the results instance,
-where nothing is evicted, under ``talkfarm:stats:<namespace>_cache``. A cache
+where nothing is evicted, under ``<queue_prefix>talkfarm:stats:<namespace>_cache`` (each farm
+sharing a results Redis counts its own; the entries, by content hash, may be shared). A cache
 that is down is a miss and a failed ``put``, never a failed job.
 
     cache = Cache.from_settings(settings, "asr", ttl_seconds=settings.asr.cache_ttl_seconds)
@@ -47,14 +48,14 @@ class Cache:
     """JSON objects, or media bytes with metadata, by key in one namespace of the LRU cache Redis."""
 
     def __init__(self, namespace: str, cache_url: str, stats_url: str, ttl_seconds: int,
-                 socket_timeout: float = 2.0) -> None:
+                 socket_timeout: float = 2.0, stats_prefix: str = "") -> None:
         if not _NAMESPACE.match(namespace):
             raise ValueError(f"a cache namespace is lower-case letters, digits and _, got {namespace!r}")
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
         self.namespace = namespace
         self._prefix = f"talkfarm:{namespace}:"
-        self._stats_key = f"talkfarm:stats:{namespace}_cache"
+        self._stats_key = stats_key(namespace, stats_prefix)
         self._cache = redis.Redis.from_url(cache_url, socket_timeout=socket_timeout,
                                            socket_connect_timeout=socket_timeout)
         self._stats = redis.Redis.from_url(stats_url, socket_timeout=socket_timeout,
@@ -64,7 +65,7 @@ class Cache:
     @classmethod
     def from_settings(cls, settings: "Settings", namespace: str, ttl_seconds: int) -> "Cache":
         return cls(namespace, settings.redis.cache_url, settings.redis.results_url, ttl_seconds,
-                   settings.redis.socket_timeout)
+                   settings.redis.socket_timeout, settings.queue_prefix)
 
     def get(self, key: str, count: bool = True) -> dict[str, Any] | None:
         """The stored object, or None on a miss (an unreadable entry or a cache that is down is a miss)."""
@@ -161,7 +162,13 @@ def namespace_stats(settings: "Settings", namespace: str) -> dict[str, int]:
     """Hit and miss counts of one namespace, for ``GET /v1/stats``: reads only the results Redis,
     through one client per process."""
     client = _stats_client(settings.redis.results_url, settings.redis.socket_timeout)
-    return read_stats(client, f"talkfarm:stats:{namespace}_cache")
+    return read_stats(client, stats_key(namespace, settings.queue_prefix))
+
+
+def stats_key(namespace: str, prefix: str = "") -> str:
+    """The results-Redis hash of one namespace's hit and miss counts, in the farm of ``prefix``
+    (``queue_prefix``)."""
+    return f"{prefix}talkfarm:stats:{namespace}_cache"
 
 
 @functools.lru_cache(maxsize=4)
@@ -181,9 +188,10 @@ def read_stats(client: "redis.Redis[bytes]", key: str) -> dict[str, int]:
 def video_cache(settings: "Settings") -> Cache:
     """The rendered-video cache: one client (and connection pool) per process."""
     return _shared(VIDEO, settings.redis.cache_url, settings.redis.results_url, settings.video_cache_ttl_seconds,
-                   settings.redis.socket_timeout)
+                   settings.redis.socket_timeout, settings.queue_prefix)
 
 
 @functools.lru_cache(maxsize=8)
-def _shared(namespace: str, cache_url: str, stats_url: str, ttl_seconds: int, socket_timeout: float) -> Cache:
-    return Cache(namespace, cache_url, stats_url, ttl_seconds, socket_timeout)
+def _shared(namespace: str, cache_url: str, stats_url: str, ttl_seconds: int, socket_timeout: float,
+            stats_prefix: str) -> Cache:
+    return Cache(namespace, cache_url, stats_url, ttl_seconds, socket_timeout, stats_prefix)

@@ -7,12 +7,12 @@ import json
 import pytest
 import redis
 
+from cache.store import stats_key
 from contracts.artifacts import ArtifactStore
 from tests.farm import RESULTS_URL, Farm
+from workers.tts.phrases import NAMESPACE
 
 pytestmark = pytest.mark.e2e
-
-STATS = "talkfarm:stats:tts_phrases_cache"
 
 
 def submit(farm: Farm, portrait: bytes, **form: str) -> dict:
@@ -38,7 +38,8 @@ def test_voices_are_listed_and_unknown_ones_refused(farm: Farm, portrait_bytes: 
 
 def test_speak_stores_phoneme_timings_and_reuses_phrases(farm: Farm, portrait_bytes: bytes) -> None:
     stats = redis.Redis.from_url(RESULTS_URL)
-    hits_before = int(stats.hget(STATS, "hits") or 0)
+    counts = stats_key(NAMESPACE, farm.settings.queue_prefix)  # this farm's own counts
+    hits_before = int(stats.hget(counts, "hits") or 0)
 
     # Not streamed: one speech artifact (and one timings artifact) for the whole text.
     first = submit(farm, portrait_bytes, mode="speak", text="Good afternoon! The phrase cache keeps this.",
@@ -53,4 +54,4 @@ def test_speak_stores_phoneme_timings_and_reuses_phrases(farm: Farm, portrait_by
 
     again = submit(farm, portrait_bytes, mode="speak", text="Good afternoon! This sentence is new.", stream="false")
     assert again["status"] == "succeeded", again["error"]
-    assert int(stats.hget(STATS, "hits") or 0) >= hits_before + 1
+    assert int(stats.hget(counts, "hits") or 0) >= hits_before + 1

@@ -40,6 +40,16 @@ def test_put_get_and_counts(lru, results):
     assert cache.stats() == {"hits": 1, "misses": 1}
 
 
+def test_two_farms_share_entries_and_count_apart(lru, results):
+    """Farms with their own ``queue_prefix`` on one results Redis: an entry is found by both (content hash),
+    each counts only its own lookups."""
+    one = Cache(VIDEO, lru.url, results.url, ttl_seconds=60, stats_prefix="one-")
+    two = Cache(VIDEO, lru.url, results.url, ttl_seconds=60, stats_prefix="two-")
+    assert one.put_media("shared", b"mp4", {})
+    assert two.get_media("shared") is not None and two.get_media("other") is None
+    assert (one.stats(), two.stats()) == ({"hits": 0, "misses": 0}, {"hits": 1, "misses": 1})
+
+
 def test_least_recently_used_videos_are_evicted(lru, results):
     cache = Cache(VIDEO, lru.url, results.url, ttl_seconds=60)
     blob = os.urandom(256 * 1024)

@@ -8,7 +8,7 @@ as base64 in JSON) under a key made of the text as it is said (the front end's
 output: what the backend was given, so a new reading of a written text is a new
 key), the backend's name and version, the model's identity, the voice, the
 language and the output format. Hits and misses are counted there
-(``talkfarm:stats:tts_phrases_cache``). A cache that is down is a miss.
+(``talkfarm:stats:tts_phrases_cache`` after the farm's ``queue_prefix``). A cache that is down is a miss.
 """
 
 from __future__ import annotations
