@@ -28,7 +28,7 @@ from kombu import Connection
 from kombu.exceptions import OperationalError
 
 from tests.faults.ports import free_port, free_port_in
-from tests.faults.process import ManagedProcess
+from tests.faults.process import ManagedProcess, wait_until
 from tests.faults.service import Service
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -54,6 +54,7 @@ class RabbitNode(Service):
         self.port = free_port()
         self.dist_port = free_port_in(20000, 30000)
         self.management_port = free_port() if management else None
+        self.publishers_blocked = False
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
         env.update({
             "HOME": str(root),
@@ -85,6 +86,7 @@ class RabbitNode(Service):
         return f"http://guest:guest@127.0.0.1:{self.management_port}/api/"
 
     def prepare(self) -> None:
+        self.publishers_blocked = False  # a watermark set at run time does not outlive the node
         self.root.mkdir(parents=True, exist_ok=True)
         cookie = self.root / ".erlang.cookie"
         if not cookie.exists():
@@ -112,6 +114,29 @@ class RabbitNode(Service):
 
     def connection_errors(self) -> tuple[type[BaseException], ...]:
         return (OperationalError, subprocess.TimeoutExpired)
+
+    def block_publishers(self) -> None:
+        """Raise the memory alarm (a high watermark of 0): every connection that publishes is blocked, its
+        publishes wait unconfirmed, while connecting, declaring and consuming go on. Returns once the alarm holds."""
+        self._checked(self.ctl("set_vm_memory_high_watermark", "0"))
+        self.publishers_blocked = True
+        wait_until(lambda: self.diagnostics("check_alarms").returncode != 0, 30, "the memory alarm",
+                   detail=self.process.log_tail)
+
+    def unblock_publishers(self) -> None:
+        """Clear the memory alarm that ``block_publishers`` raised (the default watermark, 0.4); a no-op
+        when none was raised. Returns once no alarm holds."""
+        if not self.publishers_blocked or not self.process.running:
+            return
+        self._checked(self.ctl("set_vm_memory_high_watermark", "0.4"))
+        self.publishers_blocked = False
+        wait_until(lambda: self.diagnostics("check_alarms").returncode == 0, 30, "the memory alarm to clear",
+                   detail=self.process.log_tail)
+
+    @staticmethod
+    def _checked(done: subprocess.CompletedProcess[str]) -> None:
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(done.args)} failed ({done.returncode}): {done.stdout}{done.stderr}")
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``rabbitmqctl -n <node> ARGS`` (e.g. ``ctl("list_queues", "name", "messages")``)."""
