@@ -4,9 +4,9 @@ Starting a RabbitMQ node, two Redis servers (a PostgreSQL cluster too, if asked)
 the five farm processes takes a quarter of a minute on a small machine, so a test
 module starts them once (``private_farm``) and each test breaks one piece and puts
 it back. ``Rig.heal``, called before every test, brings back whatever a failed test
-left broken (a stopped service, a dead worker, a raised RabbitMQ alarm, a worker's
-changed settings) and waits until the farm is ready again, so one failure does not
-cascade into the tests after it.
+left broken (a stopped service, a dead worker, a raised RabbitMQ alarm, a queue
+made to refuse publishes, a worker's changed settings) and waits until the farm is
+ready again, so one failure does not cascade into the tests after it.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class Rig:
             if not service.process.running:
                 service.start()
         self.rabbit.unblock_publishers()
+        for queue in list(self.rabbit.filled):
+            self.rabbit.unfill_queue(queue)
         for stage, worker in self.farm.workers.items():
             if worker.process.env != self._worker_env[stage]:
                 worker.process.env = dict(self._worker_env[stage])
