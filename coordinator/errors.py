@@ -9,6 +9,7 @@ client knows a retry may work; anything else unexpected is a 500
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 import amqp.exceptions
 import kombu.exceptions
@@ -36,7 +37,7 @@ def error_body(code: str, message: str) -> dict[str, str]:
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
-_OUTAGES: tuple[tuple[tuple[type[BaseException], ...], str, str], ...] = (
+_OUTAGES: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
     ((SQLAlchemyError,), "store_unavailable", "the job store is unavailable; try again"),
     ((kombu.exceptions.OperationalError, amqp.exceptions.ConnectionError), "broker_unavailable",
      "the message broker is unavailable; try again"),
@@ -65,11 +66,30 @@ def install_handlers(app: FastAPI) -> None:
             code = "bad_multipart"
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
+    # Outages are registered by class: the exception middleware answers them and the request ends there.
+    # The handler of ``Exception`` runs in the server-error middleware instead, which raises the exception
+    # again once it has answered; the server then drops the connection, and a client still sending its
+    # upload sees a reset instead of the answer.
+    for kinds, code, message in _OUTAGES:
+        for kind in kinds:
+            app.add_exception_handler(kind, _outage_handler(code, message))
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         for kinds, code, message in _OUTAGES:
             if isinstance(exc, kinds):
-                log.warning("%s %s: %s (%s)", request.method, request.url.path, code, type(exc).__name__)
-                return JSONResponse(error_body(code, message), status_code=503, headers={"Retry-After": "5"})
+                return _outage_answer(request, exc, code, message)
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "the server failed to answer this request"), status_code=500)
+
+
+def _outage_answer(request: Request, exc: Exception, code: str, message: str) -> JSONResponse:
+    log.warning("%s %s: %s (%s)", request.method, request.url.path, code, type(exc).__name__)
+    return JSONResponse(error_body(code, message), status_code=503, headers={"Retry-After": "5"})
+
+
+def _outage_handler(code: str, message: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return _outage_answer(request, exc, code, message)
+
+    return handler

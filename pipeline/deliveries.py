@@ -47,6 +47,11 @@ class DeliveryCounter:
             log.warning("could not count the delivery of %s: %s", task_id, e)
             return None
 
+    def deliveries(self, task_id: str, attempt: int = 0) -> int:
+        """How many times this attempt of the task has been delivered so far (0: not yet, or forgotten)."""
+        raw = self._redis.get(self._key(task_id, attempt))
+        return int(raw) if raw is not None else 0
+
     def uncount(self, task_id: str, attempt: int) -> None:
         """Take back a delivery that ended in a requeue the worker chose (an outage, not a crash)."""
         try:

@@ -18,6 +18,7 @@ import uuid
 from typing import Iterable
 
 from amqp.exceptions import MessageNacked
+from kombu.exceptions import OperationalError
 
 from contracts.payload import JobPayload
 from contracts.settings import Settings
@@ -100,6 +101,10 @@ def _publish(name: str, payload: JobPayload, queue: str, verb: str, settings: Se
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )
-    except MessageNacked as e:  # publisher confirms: the queue is at its length limit (reject-publish)
-        raise QueueFull(f"the {queue} queue is full") from e
+    except (MessageNacked, OperationalError) as e:
+        # Publisher confirms: a nack means the queue is at its length limit (reject-publish). Kombu counts a
+        # nack as a recoverable error: it retries the publish, then raises OperationalError from the nack.
+        if isinstance(e, MessageNacked) or isinstance(e.__cause__, MessageNacked):
+            raise QueueFull(f"the {queue} queue is full") from e
+        raise
     return str(result.id)

@@ -9,5 +9,9 @@ them is a bare sleep.
 * ``service``: what every service has (start, stop, kill, restart, url, readiness); ``ports``;
 * ``rabbitmq``, ``redis_server``, ``postgres``: private RabbitMQ node, Redis and PostgreSQL cluster;
 * ``farm``: the coordinator and one worker per stage, each its own process;
-* ``jobs``: submit jobs, wait until each has ended (none lost, none stuck), check a video.
+* ``jobs``: submit jobs, wait until each has ended (none lost, none stuck), check a video;
+* ``rig``: private services with a stand-in farm on them, shared by a module's tests and healed before each;
+* ``taps``: a copy of every task published to a stage, to publish one again.
+
+The ``test_*`` modules other than ``test_kit`` are the fault tests (marker ``faults``): one test per fault.
 """

@@ -105,6 +105,12 @@ class StageWorker(Service):
     def connection_errors(self) -> tuple[type[BaseException], ...]:
         return (OperationalError, AMQPError)
 
+    def restart_with(self, env: Mapping[str, str]) -> None:
+        """Stop gracefully and start again with ``env`` added to its settings (a fixed release, say);
+        returns once it is ready."""
+        self.process.env = {**(self.process.env or {}), **env}
+        self.restart()
+
     def pool(self) -> list[int]:
         """The pool children's process IDs (empty for the ``solo`` and ``threads`` pools)."""
         return self.process.children()

@@ -9,6 +9,8 @@ was accepted, the store does not know it) and any other unfinished one is *stuck
 
 from __future__ import annotations
 
+import json
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,10 +19,26 @@ from typing import Any, Iterable
 
 import av
 import httpx
+import numpy as np
 
+from tests.conftest import DATA, fresh_portrait, wav_of
 from tests.media import ffprobe, moov_before_mdat
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def unique_portrait() -> bytes:
+    """The test portrait with one pixel changed at random: no cache of the farm (video, render, prepared
+    portrait) has seen it, so every stage does its work."""
+    return fresh_portrait((DATA / "portrait.png").read_bytes())
+
+
+def unique_question() -> bytes:
+    """A WAV of a tone of random length (1 to 2 s): the ASR stand-in hears a question numbered after its
+    length, so neither the transcript cache nor the LLM's answers cache serves it."""
+    rate = 16_000
+    t = np.arange(random.randrange(rate, 2 * rate)) / rate
+    return wav_of(0.3 * np.sin(2 * np.pi * 330.0 * t), rate)
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,32 @@ def submit(client: httpx.Client, portrait: bytes, audio: bytes | None = None, **
     except ValueError:
         body = None
     return Submission(answer.status_code, body if isinstance(body, dict) else None, answer.text)
+
+
+def stage_status(client: httpx.Client, job_id: str, stage: str) -> str | None:
+    """The status of one stage of a job, as ``GET /v1/jobs/{id}`` shows it (None: no such stage)."""
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    return next((s["status"] for s in job["stages"] if s["stage"] == stage), None)
+
+
+def job_events(client: httpx.Client, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """A job's events as a client sees them on ``GET /v1/jobs/{id}/events``: (kind, data) in order, up to
+    the ``done`` frame (included). Read it for a job that has ended: the stream replays and closes."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    kind, data = "", ""
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as answer:
+        assert answer.status_code == 200, f"{job_id} events: {answer.status_code}"
+        for line in answer.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: "):]
+            elif line.startswith("data: "):
+                data = line[len("data: "):]
+            elif not line and kind:
+                events.append((kind, json.loads(data)))
+                if kind == "done":
+                    break
+                kind, data = "", ""
+    return events
 
 
 @dataclass

@@ -5,7 +5,7 @@ log file. ``stop`` sends its stop signal and waits until the process *and every
 descendant it had* are gone (a RabbitMQ node is a shell script around the Erlang
 VM; a Celery worker has pool children), escalating to SIGKILL after the grace
 period; ``kill`` sends SIGKILL to all of them at once. Descendants and resident
-memory are read from ``/proc`` (Linux), so the kit needs no extra package.
+memory are read from ``/proc`` (Linux); a process's TCP connections through ``psutil``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
+
+import psutil
 
 T = TypeVar("T")
 
@@ -165,6 +167,14 @@ class ManagedProcess:
         """The main process's live direct children (a prefork worker's pool processes)."""
         return children_of(self.pid) if self.running else []
 
+    def ports_connected_to(self, port: int) -> list[int]:
+        """The local ports of this process's TCP connections to ``port`` on this machine (its broker
+        connections, say), read before a kill so that the server side of them can be found afterwards."""
+        if not self.running:
+            return []
+        return sorted(c.laddr.port for c in psutil.Process(self.pid).net_connections(kind="tcp")
+                      if c.raddr and c.raddr.port == port)
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop gracefully: the stop signal, then wait for the whole tree; SIGKILL after the grace period."""
         if not self.running:
@@ -200,6 +210,12 @@ class ManagedProcess:
                 return log.read().decode(errors="replace")
         except OSError:
             return ""
+
+    def logs_again(self, text: str) -> Callable[[], bool]:
+        """A condition for ``wait_until``: ``text`` is in the log more often than it is now (counted over
+        the whole log, so that a restart of the process in between does not hide it)."""
+        before = self.log_text(since_start=False).count(text)
+        return lambda: self.log_text(since_start=False).count(text) > before
 
     def log_tail(self, chars: int = 4000) -> str:
         """The log's last ``chars`` characters under a header naming the process, for failure messages."""

@@ -17,18 +17,21 @@ drawn below 30000.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Iterable
 
 from kombu import Connection
 from kombu.exceptions import OperationalError
 
 from tests.faults.ports import free_port, free_port_in
-from tests.faults.process import ManagedProcess
+from tests.faults.process import ManagedProcess, wait_until
 from tests.faults.service import Service
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -54,6 +57,8 @@ class RabbitNode(Service):
         self.port = free_port()
         self.dist_port = free_port_in(20000, 30000)
         self.management_port = free_port() if management else None
+        self.publishers_blocked = False
+        self.filled: set[str] = set()  # queues that refuse publishes (``fill_queue``)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
         env.update({
             "HOME": str(root),
@@ -85,6 +90,7 @@ class RabbitNode(Service):
         return f"http://guest:guest@127.0.0.1:{self.management_port}/api/"
 
     def prepare(self) -> None:
+        self.publishers_blocked = False  # a watermark set at run time does not outlive the node
         self.root.mkdir(parents=True, exist_ok=True)
         cookie = self.root / ".erlang.cookie"
         if not cookie.exists():
@@ -112,6 +118,63 @@ class RabbitNode(Service):
 
     def connection_errors(self) -> tuple[type[BaseException], ...]:
         return (OperationalError, subprocess.TimeoutExpired)
+
+    def block_publishers(self) -> None:
+        """Raise the memory alarm (a high watermark of 0): every connection that publishes is blocked, its
+        publishes wait unconfirmed, while connecting, declaring and consuming go on. Returns once the alarm holds."""
+        self._checked(self.ctl("set_vm_memory_high_watermark", "0"))
+        self.publishers_blocked = True
+        wait_until(lambda: self.diagnostics("check_alarms").returncode != 0, 30, "the memory alarm",
+                   detail=self.process.log_tail)
+
+    def unblock_publishers(self) -> None:
+        """Clear the memory alarm that ``block_publishers`` raised (the default watermark, 0.4); a no-op
+        when none was raised. Returns once no alarm holds."""
+        if not self.publishers_blocked or not self.process.running:
+            return
+        self._checked(self.ctl("set_vm_memory_high_watermark", "0.4"))
+        self.publishers_blocked = False
+        wait_until(lambda: self.diagnostics("check_alarms").returncode == 0, 30, "the memory alarm to clear",
+                   detail=self.process.log_tail)
+
+    def fill_queue(self, queue: str) -> None:
+        """Make ``queue`` refuse every publish, as if it were full: a policy of ``max-length`` 0, which with
+        the stage queues' ``reject-publish`` overflow nacks each new message. The messages it holds stay
+        and are delivered. Policies outlive a restart of the node: ``unfill_queue`` removes it."""
+        self._checked(self.ctl("set_policy", "--apply-to", "queues", self._policy(queue), f"^{re.escape(queue)}$",
+                               json.dumps({"max-length": 0})))
+        self.filled.add(queue)
+
+    def unfill_queue(self, queue: str) -> None:
+        """Remove the policy of ``fill_queue``: the queue takes messages again."""
+        self._checked(self.ctl("clear_policy", self._policy(queue)))
+        self.filled.discard(queue)
+
+    @staticmethod
+    def _policy(queue: str) -> str:
+        return f"full-{queue}"
+
+    def close_connections_from(self, ports: Iterable[int]) -> int:
+        """Close the client connections whose peer (client) port is one of ``ports``, as the broker does with a
+        connection it gives up on; what it had sent and the broker had not read yet is dropped. Returns how many."""
+        wanted = {str(port) for port in ports}
+        closed = 0
+        for line in self._checked_out(self.ctl("list_connections", "pid", "peer_port")).splitlines():
+            fields = line.split()
+            # One that closed meanwhile fails to close again: not counted.
+            if len(fields) == 2 and fields[1] in wanted:
+                closed += self.ctl("close_connection", fields[0], "closed by a fault test").returncode == 0
+        return closed
+
+    @classmethod
+    def _checked_out(cls, done: subprocess.CompletedProcess[str]) -> str:
+        cls._checked(done)
+        return done.stdout
+
+    @staticmethod
+    def _checked(done: subprocess.CompletedProcess[str]) -> None:
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(done.args)} failed ({done.returncode}): {done.stdout}{done.stderr}")
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``rabbitmqctl -n <node> ARGS`` (e.g. ``ctl("list_queues", "name", "messages")``)."""

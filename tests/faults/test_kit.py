@@ -6,7 +6,6 @@ import json
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from kombu import Connection, Exchange, Queue
 from sqlalchemy import create_engine, text
@@ -15,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from bench.standins import STANDIN_ENV
 from tests.conftest import DATA
 from tests.faults.farm import FarmServices, FaultFarm
-from tests.faults.jobs import await_jobs, check_video, submit
+from tests.faults.jobs import await_jobs, check_video, stage_status, submit
 from tests.faults.ports import port_open
 from tests.faults.postgres import SERVER_URL, PostgresCluster, scratch_database
 from tests.faults.process import is_alive, wait_until
@@ -154,12 +153,6 @@ def test_farm_processes_are_killed_and_restarted_and_jobs_accounted_for(standin_
         assert report.statuses() == {"succeeded": 2}, report.summary()
         for job in report.succeeded():
             assert check_video(client, job, tmp_path).duration > 1.0
-
-
-def stage_status(client: httpx.Client, job_id: str, stage: str) -> str | None:
-    """The status of one stage of a job, as the API shows it."""
-    job = client.get(f"/v1/jobs/{job_id}").json()
-    return next((s["status"] for s in job["stages"] if s["stage"] == stage), None)
 
 
 def test_standin_knobs_slow_a_task_and_crash_a_worker(tmp_path: Path, rabbit: RabbitNode,
