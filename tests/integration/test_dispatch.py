@@ -23,7 +23,7 @@ def test_a_full_stage_queue_raises_queue_full(monkeypatch: pytest.MonkeyPatch) -
     for queue in stage_queues(settings):  # routable under the test's prefix
         monkeypatch.setitem(app.amqp.queues, queue.name, queue)
     payload = JobPayload(job_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), mode="speak",
-                         plan=["tts", "animation"], portrait_key="d" * 64 + ".png", text="Hello.")
+                         plan=["tts", "animation"], portrait_key="d" * 64 + ".png", context_key="e" * 64 + ".json")
     try:
         publish_stage(payload, settings)
         with pytest.raises(QueueFull, match="the tts queue is full"):
