@@ -156,7 +156,8 @@ class Sampler:
         self._thread.join()
         busy, now = self._cpu()
         ticks = os.sysconf("SC_CLK_TCK")
-        self.busy_cores = (busy - self._busy0[0]) / ticks / max(now - self._busy0[1], 1e-9)
+        self.seconds = now - self._busy0[1]
+        self.busy_cores = (busy - self._busy0[0]) / ticks / max(self.seconds, 1e-9)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
@@ -169,7 +170,17 @@ class Sampler:
         return round(statistics.mean(self._gpu), 1) if self._gpu else None
 
 
-Renderer = Callable[[np.ndarray, np.ndarray, str], tuple[float, float]]
+# A render of one segment: (speech, mel windows, output path) → seconds from the call to its first frame
+# "ready" (pasted, handed to the encoder) and "encoded", and where known "setup" and "launched" (see RenderStats).
+Renderer = Callable[[np.ndarray, np.ndarray, str], dict[str, float]]
+
+
+def _accepted(call: Callable[..., Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``wanted`` that ``call`` takes: this file also drives older checkouts' code."""
+    import inspect
+
+    names = inspect.signature(call).parameters
+    return {k: v for k, v in wanted.items() if k in names}
 
 
 def pooled_renderer(net: torch.nn.Module, scratch: Path,
@@ -185,16 +196,23 @@ def pooled_renderer(net: torch.nn.Module, scratch: Path,
     model = open_model(path, "auto", half=True, compile=args.compile, buckets=(args.first_batch, args.batch_size))
     assert isinstance(model, TorchModel)
     print(f"pooled: {model.device}, loaded (and compiled) in {time.perf_counter() - started:.1f} s", flush=True)
-    encoders = EncoderPool(args.encoders)
-    engine = RenderEngine(model.network, model.face_size, encoders, EngineOptions(
-        batch_size=args.batch_size, first_batch=args.first_batch, frames_ahead=args.frames_ahead,
-        max_wait=args.max_wait_ms / 1000))
+    encoders = EncoderPool(args.encoders, **_accepted(EncoderPool, {"opencv_threads": args.opencv_threads}))
+    options = {"batch_size": args.batch_size, "first_batch": args.first_batch, "frames_ahead": args.frames_ahead,
+               "max_wait": args.max_wait_ms / 1000, "preset": args.preset, "poll": args.poll_ms / 1000}
+    if args.tune:
+        options["tune"] = args.tune
+    engine = RenderEngine(model.network, model.face_size, encoders, EngineOptions(**_accepted(EngineOptions, options)))
+    print(f"pooled: {encoders.size} encoder processes, x264 {args.preset}{'/' + args.tune if args.tune else ''}",
+          flush=True)
     image = portrait()
     mask = feather_mask(FACE_BOX)
 
-    def render(audio: np.ndarray, windows: np.ndarray, output: str) -> tuple[float, float]:
+    def render(audio: np.ndarray, windows: np.ndarray, output: str) -> dict[str, float]:
         stats = engine.render(image, FACE_BOX, windows, mask, audio, RATE, output, FPS)
-        return stats.first_frame_s, stats.first_encoded_s
+        phases = {"ready": stats.first_frame_s, "encoded": stats.first_encoded_s}
+        if getattr(stats, "first_launched_s", 0.0):  # this checkout's engine says where the time went
+            phases.update(setup=stats.setup_s, launched=stats.first_launched_s)
+        return phases
 
     def close() -> None:
         engine.close()
@@ -217,7 +235,7 @@ def threaded_renderer(net: torch.nn.Module, scratch: Path,
     image = portrait()
     height, width = image.shape[:2]
 
-    def render(audio: np.ndarray, windows: np.ndarray, output: str) -> tuple[float, float]:
+    def render(audio: np.ndarray, windows: np.ndarray, output: str) -> dict[str, float]:
         started = time.monotonic()
         first_ready = first_encoded = 0.0
         with VideoWriter(Path(output), width, height, FPS, audio, RATE) as writer:  # the backend's defaults
@@ -228,7 +246,7 @@ def threaded_renderer(net: torch.nn.Module, scratch: Path,
                 writer.write(frame)
                 if not first_encoded:
                     first_encoded = time.monotonic() - started
-        return first_ready, first_encoded
+        return {"ready": first_ready, "encoded": first_encoded}
 
     return render, batcher.close
 
@@ -244,6 +262,7 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
     origin = time.monotonic()
 
     def stream(index: int) -> None:
+        threading.current_thread().name = f"stream-{index}"
         time.sleep(args.ramp * index / max(1, count))
         started = time.monotonic()
         frames = 0
@@ -254,19 +273,21 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
             try:
                 speech_windows = windows_of(audio[k])  # in the render thread, as the backend does
                 before = time.monotonic() - arrived
-                first_ready, first_encoded = render(audio[k], speech_windows, output)
+                phases = render(audio[k], speech_windows, output)
             except Exception as e:  # reported with the results
                 with lock:
                     errors.append(f"{type(e).__name__}: {e}")
                 return
             frames += frames_per_segment
             with lock:
-                segments.append({"first_ready_s": before + first_ready, "first_encoded_s": before + first_encoded,
+                segments.append({"mel_s": before, **{f"{k}_s": before + v for k, v in phases.items()},
                                  "segment_s": time.monotonic() - arrived})
             os.unlink(output)
-        streams[index] = {"start": started - origin, "end": time.monotonic() - origin, "frames": frames}
+        streams[index] = {"start": started - origin, "end": time.monotonic() - origin, "frames": frames,
+                          "cpu_s": time.thread_time()}
 
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(count)]
+    profile = CpuProfile() if args.profile else None
     with Sampler() as sampler:
         for thread in threads:
             thread.start()
@@ -275,12 +296,21 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
     done = [s for s in streams if s]
     fps = [s["frames"] / (s["end"] - s["start"]) for s in done]
     wall = max(s["end"] for s in done) - min(s["start"] for s in done) if done else 0.0
-    ready = sorted(s["first_ready_s"] for s in segments)
-    encoded = sorted(s["first_encoded_s"] for s in segments)
+    ready = sorted(s["ready_s"] for s in segments)
+    encoded = sorted(s["encoded_s"] for s in segments)
 
     def pct(values: list[float], q: float) -> float:
         return round(1000 * values[min(len(values) - 1, int(q * len(values)))], 1) if values else float("nan")
 
+    extra: dict[str, Any] = {}
+    if segments:  # the median of each step of a segment's first frame, ms (those this renderer reports)
+        steps = [k for k in ("mel_s", "setup_s", "launched_s", "ready_s", "encoded_s") if k in segments[0]]
+        extra["first_frame_steps_ms_p50"] = {k[:-2]: pct(sorted(s[k] for s in segments), 0.5) for k in steps}
+    if profile is not None:
+        frames_done = max(1, sum(s["frames"] for s in done))
+        extra["cpu_ms_per_frame"] = profile.per_frame(frames_done, sum(s["cpu_s"] for s in done))
+        extra["cpu_ms_per_frame"]["machine (busy cores x wall)"] = round(
+            1000 * sampler.busy_cores * sampler.seconds / frames_done, 3)
     return {
         "streams": count, "completed": len(done), "errors": errors[:5], "frames": sum(s["frames"] for s in done),
         "wall_s": round(wall, 2), "total_fps": round(sum(s["frames"] for s in done) / max(wall, 1e-9), 1),
@@ -288,8 +318,183 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
         "median_stream_fps": round(statistics.median(fps), 1) if fps else 0,
         "first_ready_ms": {"p50": pct(ready, 0.5), "p95": pct(ready, 0.95), "max": pct(ready, 1.0)},
         "first_encoded_ms": {"p50": pct(encoded, 0.5), "p95": pct(encoded, 0.95), "max": pct(encoded, 1.0)},
-        "gpu_util_pct": sampler.gpu_util, "busy_cores": round(sampler.busy_cores, 1),
+        "gpu_util_pct": sampler.gpu_util, "busy_cores": round(sampler.busy_cores, 1), **extra,
     }
+
+
+def face_regions(net: torch.nn.Module, audio: list[np.ndarray]) -> list[np.ndarray]:
+    """The pasted face regions (n, h, w, 3) uint8 of each speech's render, as the pooled pipeline makes them."""
+    from workers.animation.wav2lip.face import face_input
+    from workers.animation.wav2lip.torch_paste import PasteTarget
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net = net.to(device)
+    image = portrait()
+    target = PasteTarget(image, FACE_BOX, feather_mask(FACE_BOX), 96, device)
+    face = torch.from_numpy(face_input(image, FACE_BOX, 96)).to(device)
+    regions = []
+    with torch.inference_mode():
+        for speech in audio:
+            windows = torch.from_numpy(windows_of(speech)).to(device)
+            out = net(windows, face.expand(len(windows), -1, -1, -1))
+            regions.append(target.paste(out).cpu().numpy())
+    return regions
+
+
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two 8-bit planes (Gaussian window, sigma 1.5, Wang et al.'s constants)."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(ssim.mean())
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def encode_bench(net: torch.nn.Module, args: argparse.Namespace, scratch: Path) -> list[dict[str, Any]]:
+    """The encoder pool alone on face-like frames, per x264 setting: frames per second, CPU per frame, quality.
+
+    ``--videos`` videos of one segment each go through one ``EncoderPool`` at once (as fast as it
+    encodes); then each seed's video is decoded and compared with the frames it was made of: PSNR and
+    SSIM of the luma over the face box (the only part that changes) and PSNR over the whole frame.
+    """
+    import av
+
+    from workers.animation.encoder_pool import EncoderPool, EncodeSpec
+
+    audio = [speech_like(args.seconds, seed) for seed in range(8)]
+    regions = face_regions(net, audio)
+    image = portrait()
+    box = (FACE_BOX.left, FACE_BOX.top, FACE_BOX.right, FACE_BOX.bottom)
+    rows = []
+    for config in args.x264:
+        preset, _, tune = config.partition("/")
+        pool = EncoderPool(args.encoders, opencv_threads=args.opencv_threads)
+
+        def encode(videos: int, name: str) -> int:
+            handles = []
+            for v in range(videos):
+                k = v % len(audio)
+                spec = EncodeSpec(output=str(scratch / f"{name}-{v}.mp4"), image=image, box=box, fps=FPS,
+                                  audio=audio[k], sample_rate=RATE, crf=20, preset=preset, tune=tune)
+                handles.append((pool.open(spec, regions[k].shape[1:], len(regions[k]), args.frames_ahead), k))
+            while any(not h.result.done() for h, _ in handles):
+                for handle, k in handles:
+                    end = min(len(regions[k]), handle.encoded + handle.ring.frames)
+                    if end > handle.sent and not handle.result.done():
+                        handle.write(handle.sent, regions[k][handle.sent:end])
+                time.sleep(0.001)
+            for handle, _ in handles:
+                handle.result.result()
+            return sum(len(regions[k]) for _, k in handles)
+
+        encode(pool.size, "warm-up")  # every process started, its imports done, x264 loaded
+        profile = CpuProfile()
+        started = time.monotonic()
+        frames = encode(args.videos, f"{preset}-{tune}")
+        wall = time.monotonic() - started
+        cpu = profile.per_frame(frames, 0.0)
+        pool.close()
+        quality: dict[str, list[float]] = {"psnr_face": [], "ssim_face": [], "psnr_frame": [], "kbit_s": []}
+        left, top, right, bottom = box
+        for k in range(min(len(audio), args.videos)):
+            path = scratch / f"{preset}-{tune}-{k}.mp4"
+            with av.open(str(path)) as container:
+                # The Y plane as x264 got it and as it came out (no conversion on either side).
+                decoded = [f.to_ndarray()[:image.shape[0]] for f in container.decode(video=0)]
+            for frame, region in zip(decoded, regions[k]):
+                source = image.copy()
+                source[top:bottom, left:right] = region
+                luma = cv2.cvtColor(source, cv2.COLOR_BGR2YUV_I420)[:image.shape[0]]
+                quality["psnr_face"].append(_psnr(frame[top:bottom, left:right], luma[top:bottom, left:right]))
+                quality["ssim_face"].append(_ssim(frame[top:bottom, left:right], luma[top:bottom, left:right]))
+                quality["psnr_frame"].append(_psnr(frame, luma))
+            quality["kbit_s"].append(path.stat().st_size * 8 / 1000 / (len(regions[k]) / FPS))
+        row = {"x264": config, "videos": args.videos, "frames": frames, "wall_s": round(wall, 2),
+               "fps": round(frames / wall, 1), "encoder_cpu_ms_per_frame": cpu,
+               **{k: round(float(np.mean(v)), 4) for k, v in quality.items()}}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _stat(path: str) -> tuple[int, int, float] | None:
+    """(parent pid, threads, CPU seconds) from a /proc stat file; None when it is gone."""
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[17]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuProfile:
+    """CPU time over a run: this process by thread (Python's names) and its child processes (the encoders).
+
+    Read from /proc (Linux): a thread's or process's user + system time at the start and the end.
+    Threads that ended during the run (the stream threads) are counted from their own ``thread_time``.
+    """
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _threads(pid: int | str) -> dict[int, float]:
+        times = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            stat = _stat(f"/proc/{pid}/task/{tid}/stat")
+            if stat is not None:
+                times[int(tid)] = stat[2]
+        return times
+
+    def _read(self) -> dict[str, Any]:
+        me = os.getpid()
+        children = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = _stat(f"/proc/{entry}/stat")
+                if stat is not None and stat[0] == me:
+                    children[int(entry)] = self._threads(entry)
+        total = _stat(f"/proc/{me}/stat")
+        return {"threads": self._threads(me), "children": children, "total": total[2] if total else 0.0}
+
+    def per_frame(self, frames: int, stream_cpu: float) -> dict[str, float]:
+        end = self._read()
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        groups: dict[str, float] = {}
+
+        def add(group: str, seconds: float) -> None:
+            groups[group] = groups.get(group, 0.0) + seconds
+
+        for tid, cpu in end["threads"].items():
+            used = cpu - self._start["threads"].get(tid, 0.0)
+            name = names.get(tid)
+            if name is None:
+                try:
+                    with open(f"/proc/self/task/{tid}/comm") as f:
+                        name = f"native {f.read().strip()}"
+                except OSError:
+                    name = "native ?"
+            elif name.startswith("stream-"):
+                continue  # counted below with the threads that ended
+            add(f"render: {name}", used)
+        add("render: stream threads (mel windows, render calls)", stream_cpu)
+        add("render: process total", end["total"] - self._start["total"])
+        for pid, threads in end["children"].items():
+            before = self._start["children"].get(pid, {})
+            for tid, cpu in threads.items():
+                add("encoders: main threads" if tid == pid else "encoders: other threads",
+                    cpu - before.get(tid, 0.0))
+        groups["encoders: processes"] = len(end["children"])
+        groups["encoders: threads per process (max)"] = max((len(t) for t in end["children"].values()), default=0)
+        return {k: (v if k.startswith("encoders: processes") or "(max)" in k else round(1000 * v / frames, 3))
+                for k, v in sorted(groups.items())}
 
 
 def main() -> None:
@@ -303,7 +508,18 @@ def main() -> None:
     parser.add_argument("--first-batch", type=int, default=8)
     parser.add_argument("--frames-ahead", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--poll-ms", type=float, default=4.0,
+                        help="how often the feeder looks for ring room the encoders freed")
     parser.add_argument("--encoders", type=int, default=0, help="encoder processes (0: one per core)")
+    parser.add_argument("--opencv-threads", type=int, default=1,
+                        help="OpenCV threads per encoder process (0: OpenCV's default, one per core)")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset of the videos")
+    parser.add_argument("--tune", default="", help="x264 tune of the videos (e.g. zerolatency); none by default")
+    parser.add_argument("--x264", nargs="+", default=[], metavar="PRESET[/TUNE]",
+                        help="instead of streams: the encoder pool alone at each x264 setting (time, size, quality)")
+    parser.add_argument("--videos", type=int, default=64, help="--x264: videos encoded at once")
+    parser.add_argument("--profile", action="store_true",
+                        help="CPU ms per frame by thread of this process and by encoder process (from /proc)")
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--tag", default="", help="added to the results file's name")
     parser.add_argument("--content", choices=["face", "flat"], default="face",
@@ -315,6 +531,23 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if cuda else "CPU"
     net: torch.nn.Module = FaceLike(trained_like()).eval() if args.content == "face" else trained_like()
     rows = []
+    if args.x264:
+        with tempfile.TemporaryDirectory(prefix="bench-x264-") as folder:
+            rows = encode_bench(net, args, Path(folder))
+        print(f"\nencoder pool alone on {os.cpu_count()} cores, {args.videos} videos of {args.seconds:g} s at once, "
+              f"face-like 512 px frames, CRF 20")
+        print(f"{'x264':>24} {'fps':>7} {'CPU ms/frame':>12} {'kbit/s':>7} {'PSNR face':>9} {'SSIM face':>9} "
+              f"{'PSNR frame':>10}")
+        for r in rows:
+            cpu = r["encoder_cpu_ms_per_frame"]
+            used = cpu.get("encoders: main threads", 0.0) + cpu.get("encoders: other threads", 0.0)
+            print(f"{r['x264']:>24} {r['fps']:>7.0f} {used:>12.2f} {r['kbit_s']:>7.0f} {r['psnr_face']:>9.2f} "
+                  f"{r['ssim_face']:>9.4f} {r['psnr_frame']:>10.2f}")
+        out = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"x264{args.tag}.json").write_text(json.dumps({"device": device, "cores": os.cpu_count(),
+                                                              "args": vars(args), "rows": rows}, indent=2) + "\n")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
         scratch = Path(folder)
         make = pooled_renderer if args.pipeline == "pooled" else threaded_renderer

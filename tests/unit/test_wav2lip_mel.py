@@ -98,3 +98,11 @@ def test_a_spectrogram_shorter_than_a_window_is_padded_with_silence():
     assert np.array_equal(windows[0, 0, :, :5], mel) and np.all(windows[0, 0, :, 5:] == -4.0)
     with pytest.raises(ValueError):
         mel_windows(mel, frames=0, fps=25)
+
+
+def test_the_sparse_filter_bank_product_equals_the_dense_one():
+    from workers.animation.wav2lip.mel import WAV2LIP, _apply_mel_basis, mel_basis
+
+    magnitude = np.random.default_rng(3).uniform(0, 2, (WAV2LIP.n_fft // 2 + 1, 57))
+    dense = mel_basis().astype(np.float64) @ magnitude
+    np.testing.assert_allclose(_apply_mel_basis(magnitude, WAV2LIP), dense, rtol=1e-12, atol=1e-15)

@@ -30,11 +30,18 @@ FALLBACK_RATE = 44100
 
 @dataclass(frozen=True)
 class EncoderOptions:
-    """x264 settings of a rendered video."""
+    """x264 settings of a rendered video.
+
+    ``preset`` trades encoding time for compression; ``tune`` is x264's ``--tune``
+    ("" for none). ``zerolatency`` drops the lookahead, B-frames and macroblock tree:
+    cheaper per frame and no frame held back, for a larger file at the same CRF
+    (BENCHMARKS.md, issue 16, has the measured time, size and quality of each).
+    """
 
     crf: int = 20
     preset: str = "veryfast"
     threads: int = 0  # 0 lets x264 choose
+    tune: str = ""
 
 
 def frame_count(samples: int, sample_rate: int, fps: int) -> int:
@@ -74,6 +81,7 @@ class VideoWriter:
         *,
         crf: int = 20,
         preset: str = "veryfast",
+        tune: str = "",
         audio_bitrate: int = 96_000,
         threads: int = 0,
         aac_coder: str = "",
@@ -95,6 +103,7 @@ class VideoWriter:
         self.frames_written = 0
         self._crf = crf
         self._preset = preset
+        self._tune = tune
         self._audio_bitrate = audio_bitrate
         self._threads = threads
         self._aac_coder = aac_coder  # FFmpeg's AAC coder: "" its default (twoloop), "fast" about 8x cheaper
@@ -127,9 +136,10 @@ class VideoWriter:
         """Create the file and its two streams."""
         container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
         try:
-            video = container.add_stream(
-                "libx264", rate=self.fps, options={"crf": str(self._crf), "preset": self._preset}
-            )
+            options = {"crf": str(self._crf), "preset": self._preset}
+            if self._tune:
+                options["tune"] = self._tune
+            video = container.add_stream("libx264", rate=self.fps, options=options)
             video.width = self.width
             video.height = self.height
             video.pix_fmt = "yuv420p"

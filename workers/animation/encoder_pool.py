@@ -21,8 +21,12 @@ child has it open, so a crash leaks nothing); the pipe carries only "frames up t
 N are in the ring". The ring's header holds how many frames the child has encoded,
 which tells the parent which slots are free again (``EncodeHandle.encoded``).
 
+Each process runs on one thread: x264 on one, and OpenCV's own thread pool (one
+thread per core by default) capped at ``opencv_threads``, since a pool per process
+woke a dozen threads for every frame's small region conversion.
+
 Processes are started with ``spawn`` (the parent holds a CUDA context, which must
-not be forked) and import only numpy and PyAV. A process that dies fails its
+not be forked) and import only numpy, OpenCV and PyAV. A process that dies fails its
 renders with a transient error and is replaced.
 """
 
@@ -128,6 +132,7 @@ class EncodeSpec:
     crf: int = 20
     preset: str = "veryfast"
     aac_coder: str = "fast"
+    tune: str = ""  # x264's --tune, "" for none
 
 
 @dataclass(frozen=True)
@@ -190,10 +195,14 @@ class EncodeHandle:
 
 
 class EncoderPool:
-    """``processes`` encoder processes (0: one per core) that write H.264 + AAC MP4 files."""
+    """``processes`` encoder processes (0: one per core) that write H.264 + AAC MP4 files.
 
-    def __init__(self, processes: int = 0) -> None:
+    ``opencv_threads`` caps OpenCV's thread pool in each process (0: OpenCV's default, a thread per core).
+    """
+
+    def __init__(self, processes: int = 0, opencv_threads: int = 1) -> None:
         self.size = processes or default_processes()
+        self.opencv_threads = opencv_threads
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._send_locks: list[threading.Lock] = []
@@ -209,7 +218,8 @@ class EncoderPool:
 
     def _start(self, index: int) -> None:
         parent, child = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=serve, args=(child,), name=f"talkfarm-encoder-{index}", daemon=True)
+        process = self._context.Process(target=serve, args=(child, self.opencv_threads),
+                                        name=f"talkfarm-encoder-{index}", daemon=True)
         process.start()
         child.close()
         if index < len(self._conns):
@@ -376,7 +386,8 @@ class _Video:
                        flat[area + area // 4:].reshape(height // 2, width // 2))
         # x264 on one thread: the pool's parallelism is one process per core.
         self.writer = VideoWriter(Path(spec.output), width, height, spec.fps, spec.audio, spec.sample_rate,
-                                  crf=spec.crf, preset=spec.preset, threads=1, aac_coder=spec.aac_coder)
+                                  crf=spec.crf, preset=spec.preset, tune=spec.tune, threads=1,
+                                  aac_coder=spec.aac_coder)
         if self.writer.frames_total != total:
             raise ValueError(f"the speech covers {self.writer.frames_total} frames, the render has {total}")
         self.writer.open()
@@ -415,8 +426,12 @@ class _Video:
         self.ring.close()
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, opencv_threads: int = 1) -> None:
     """A pool process: open, feed and finish videos as the parent says; one frame at a time, round robin."""
+    if opencv_threads > 0:
+        import cv2
+
+        cv2.setNumThreads(opencv_threads)
     videos: dict[int, _Video] = {}
     turn: deque[int] = deque()  # round-robin order of the videos
 

@@ -11,10 +11,14 @@ shares; see ``planner``), copies the batch's mel windows into a pinned buffer an
 uploads them asynchronously, gathers the batch's faces on the device from the
 renders' uploaded faces, runs the network (fp16, channels_last, compiled; see
 ``network``), pastes every frame back on the device and starts the copy of the
-face regions (uint8) to pinned host memory on a second CUDA stream. It moves on
-to the next batch at once: the download of one batch overlaps the network on the
-next. A drain thread waits for each download, puts the regions in their renders'
-shared-memory rings and tells the encoders.
+face regions (uint8, every render's regions of the batch side by side in one
+device buffer) to one pinned host buffer on a second CUDA stream: one copy per
+batch, whatever the number of renders in it. It moves on to the next batch at
+once: the download of one batch overlaps the network on the next. A drain thread
+waits for each download, puts the regions in their renders' shared-memory rings
+and tells the encoders. Both threads wait on CUDA events that sleep (blocking
+sync): CUDA's default is to spin, which kept a core busy in the drain thread for
+as long as the GPU worked on the next batch.
 
 Backpressure is per render: a render has at most ``frames_ahead`` frames rendered
 and not yet encoded (its ring's size), so memory stays bounded, and the planner's
@@ -56,6 +60,7 @@ class EngineOptions:
     max_wait: float = 0.01  # how long a part-full fair-share batch waits to fill (s); first batches never wait
     crf: int = 20
     preset: str = "veryfast"
+    tune: str = ""  # x264's --tune (e.g. "zerolatency"); "" for none (see ``encoder.EncoderOptions``)
     poll: float = 0.004  # how often the feeder looks for room that encoders freed (s)
     # The interpreter's GIL switch interval while the engine runs (s; Python's default is 0.005). Render
     # threads release and retake the GIL at every numpy call; at 5 ms a turn, a segment's setup queued
@@ -70,6 +75,10 @@ class RenderStats:
     first_frame_s: float  # from the call to the first frame pasted and handed to its encoder
     first_encoded_s: float  # from the call to the first frame encoded
     encode_seconds: float  # x264 and muxing time of this video in its encoder process
+    # Where the first frame's time went: the render's setup (face upload, paste target, encoder opened)
+    # and the launch of the batch that held its first frame, both from the call.
+    setup_s: float = 0.0
+    first_launched_s: float = 0.0
 
 
 class _Render:
@@ -82,6 +91,7 @@ class _Render:
         self.handle = handle
         self.total = len(windows)
         self.started = time.monotonic()
+        self.first_launched = 0.0
         self.first_ready = 0.0
         self.failed = False
 
@@ -133,11 +143,13 @@ class RenderEngine:
         face = torch.from_numpy(face_input(image, box, self.face_size)).to(network.device, network.dtype)
         target = PasteTarget(image, box, mask, self.face_size, network.device)
         spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
-                          audio=audio, sample_rate=sample_rate, crf=self.options.crf, preset=self.options.preset)
+                          audio=audio, sample_rate=sample_rate, crf=self.options.crf, preset=self.options.preset,
+                          tune=self.options.tune)
         handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
         key = next(self._keys)
         render = _Render(key, np.ascontiguousarray(windows, dtype=np.float32), face, target, handle)
         render.started = started
+        setup = time.monotonic() - started
         with self._cond:
             if self._closed:
                 handle.abort()
@@ -153,7 +165,8 @@ class RenderEngine:
                 self._renders.pop(key, None)
         return RenderStats(frames=result.frames, seconds=time.monotonic() - started,
                            first_frame_s=render.first_ready - started,
-                           first_encoded_s=result.first_encoded_at - started, encode_seconds=result.encode_seconds)
+                           first_encoded_s=result.first_encoded_at - started, encode_seconds=result.encode_seconds,
+                           setup_s=setup, first_launched_s=max(0.0, render.first_launched - started))
 
     def _wait(self, render: _Render, stall_timeout: float) -> Any:
         handle = render.handle
@@ -198,11 +211,15 @@ class RenderEngine:
         return render.handle.encoded + self.options.frames_ahead - self._planner.scheduled(key)
 
     def _next_parts(self) -> list[tuple[_Render, Part]] | None:
-        planner, room = self._planner, self._room
+        planner = self._planner
         deadline: float | None = None
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
+                # Each render's room once per look (the planner asks several times per render): a read of
+                # its ring's header under a lock, for every render, every few milliseconds.
+                rooms = {key: self._room(key) for key in self._renders}
+                room = rooms.__getitem__
                 ready = 0 if planner.has_first_frames(room) else planner.ready_frames(room)
                 if ready and deadline is None:
                     deadline = now + self.options.max_wait
@@ -252,7 +269,7 @@ class RenderEngine:
             mel_np[frames:size] = mel_np[0]
         mel = mel_host.to(network.device, non_blocking=True).to(network.dtype)
         if self._cuda:
-            event = torch.cuda.Event()
+            event = torch.cuda.Event(blocking=True)
             event.record()
             self._mel_events[slot] = event
         # Faces: each render's one uploaded face, repeated on the device.
@@ -272,22 +289,29 @@ class RenderEngine:
         offset = 0
         for render, part in parts:
             regions.append(render.target.paste(out[offset:offset + part.frames]))
+            if part.start == 0:
+                render.first_launched = time.monotonic()
             offset += part.frames
         self.batches += 1
         self.frames += frames
         if not self._cuda:
             return None, [(render, part, region) for (render, part), region in zip(parts, regions)]
         assert self._download is not None
-        done = torch.cuda.Event()
+        # Every region of the batch side by side in one buffer: one download, one pinned buffer per batch.
+        flat = torch.cat([region.reshape(-1) for region in regions]) if len(regions) > 1 else regions[0].reshape(-1)
+        done = torch.cuda.Event(blocking=True)
         self._download.wait_stream(torch.cuda.current_stream(network.device))
-        hosts = []
+        host = torch.empty(flat.shape, dtype=torch.uint8, pin_memory=True)
         with torch.cuda.stream(self._download):
-            for (render, part), region in zip(parts, regions):
-                host = torch.empty(region.shape, dtype=torch.uint8, pin_memory=True)
-                host.copy_(region, non_blocking=True)
-                region.record_stream(self._download)
-                hosts.append((render, part, host))
+            host.copy_(flat, non_blocking=True)
+            flat.record_stream(self._download)
             done.record()
+        hosts = []
+        offset = 0
+        for (render, part), region in zip(parts, regions):
+            size = region.numel()
+            hosts.append((render, part, host[offset:offset + size].view(region.shape)))
+            offset += size
         return done, hosts
 
     # ---- the drain thread ----

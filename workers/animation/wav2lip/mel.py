@@ -75,6 +75,30 @@ def mel_basis(params: MelParams = WAV2LIP) -> np.ndarray:
     return basis
 
 
+@lru_cache(maxsize=4)
+def _mel_bands(params: MelParams = WAV2LIP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The filter bank's nonzero weights band by band: (bins, weights, first entry of each band)."""
+    basis = mel_basis(params).astype(np.float64)
+    bands, bins = np.nonzero(basis)  # row-major: grouped by band, bins ascending
+    starts = np.searchsorted(bands, np.arange(params.n_mels))
+    return bins, basis[bands, bins], starts
+
+
+def _apply_mel_basis(magnitude: np.ndarray, params: MelParams) -> np.ndarray:
+    """``mel_basis(params) @ magnitude`` over the filters' nonzero weights alone, without BLAS.
+
+    A triangle covers a few bins, so this is a twentieth of the dense product's arithmetic, and it
+    stays on the calling thread: the dense product went to OpenBLAS, which ran it on a thread per
+    core that then kept spinning, on a machine whose cores encode video.
+    """
+    bins, weights, starts = _mel_bands(params)
+    if len(bins) == 0 or np.any(np.diff(np.append(starts, len(bins))) == 0):  # an empty band: the dense product
+        return mel_basis(params).astype(np.float64) @ magnitude
+    weighted = magnitude[bins] * weights[:, None]
+    summed: np.ndarray = np.add.reduceat(weighted, starts, axis=0)
+    return summed
+
+
 def _stft_magnitude(samples: np.ndarray, params: MelParams) -> np.ndarray:
     """|STFT| as ``(n_fft // 2 + 1, frames)``, centred, with a periodic Hann window."""
     pad = params.n_fft // 2
@@ -86,8 +110,9 @@ def _stft_magnitude(samples: np.ndarray, params: MelParams) -> np.ndarray:
     window = np.zeros(params.n_fft, dtype=np.float64)
     offset = (params.n_fft - params.win) // 2
     window[offset:offset + params.win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(params.win) / params.win)
-    index = np.arange(params.n_fft)[None, :] + params.hop * np.arange(frames)[:, None]
-    spectrum = np.fft.rfft(padded[index] * window, axis=1)
+    # The frames as a strided view of the samples (no gathered copy); the window's product is the one copy.
+    framed = np.lib.stride_tricks.sliding_window_view(padded, params.n_fft)[::params.hop][:frames]
+    spectrum = np.fft.rfft(framed * window, axis=1)
     magnitude: np.ndarray = np.abs(spectrum).T
     return magnitude
 
@@ -101,7 +126,7 @@ def melspectrogram(samples: np.ndarray, params: MelParams = WAV2LIP) -> np.ndarr
     if x.size == 0:
         x = np.zeros(1)
     emphasised = np.concatenate([x[:1], x[1:] - params.preemphasis * x[:-1]])
-    mel = mel_basis(params).astype(np.float64) @ _stft_magnitude(emphasised, params)
+    mel = _apply_mel_basis(_stft_magnitude(emphasised, params), params)
     floor = 10.0 ** (params.min_level_db / 20.0)
     db = 20.0 * np.log10(np.maximum(floor, mel)) - params.ref_level_db
     top = params.max_abs_value
