@@ -98,10 +98,10 @@ def ramp(users: int, spawn_rate: float, seconds: float) -> list[tuple[float, int
     return [(float(t), min(users, int(spawn_rate * t))) for t in range(int(seconds) + 1)]
 
 
-def load_run(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str, Any]:
+def load_run(args: argparse.Namespace, farm: FaultFarm, tmp: Path) -> dict[str, Any]:
+    """Locust's users against ``farm`` as ``args`` say, the store check, and the report in ``args.out``."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    farm = start_farm(stack, tmp, args.backends, args.database, args.concurrency, farm_settings(args))
     tokens = [farm.create_key(f"load-{i}", "load") for i in range(args.keys)]
     portraits = []
     source = (DATA / "portrait.png").read_bytes()
@@ -120,10 +120,11 @@ def load_run(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str,
         jobs, others = read_records(records)
         store = check_store(farm, [job.job_id for job in jobs if job.accepted and job.job_id], args.grace)
         seconds = time.time() - started
+    settings = farm.settings.coordinator
     run = {"command": args.command, "users": args.users, "spawn_rate": args.spawn_rate, "minutes": args.minutes,
            "backends": args.backends, "database": args.database, "follow": args.follow, "think_s": args.think,
            "chat_share": args.chat_share, "fresh_share": args.fresh_share,
-           "coordinator": f"{args.coordinator_workers} process(es), background {args.background}",
+           "coordinator": f"{settings.workers} process(es), background {settings.background}",
            "seconds": round(seconds, 1), "locust_exit": status,
            # The machine is shared: its load (1, 5, 15 minutes) before and after says how much.
            "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
@@ -160,12 +161,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The arguments, with ``command``: the command line that gives them (for the report)."""
     args = parser().parse_args(argv)
     args.command = shlex.join(["python", "-m", "bench.load.run", *argv])
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(list(sys.argv[1:] if argv is None else argv))
     with tempfile.TemporaryDirectory(prefix="talkfarm-load-") as tmp, ExitStack() as stack:
-        summary = load_run(args, Path(tmp), stack)
+        farm = start_farm(stack, Path(tmp), args.backends, args.database, args.concurrency, farm_settings(args))
+        summary = load_run(args, farm, Path(tmp))
     print_table(summary)
     print(f"\nreport in {args.out}")
     store = summary["jobs"]["store"]
