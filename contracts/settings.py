@@ -38,6 +38,9 @@ class StageLimits(BaseModel):
     # Celery pool of the stage's workers: prefork isolates crashes; threads lets concurrent tasks
     # share one loaded model (LLM batching, wav2lip GPU batches); solo for one GPU per process.
     pool: Literal["prefork", "threads", "solo"] = "prefork"
+    # The worker's scheduling priority (added to its nice value at start, 0..19): where the stage workers
+    # share cores with the coordinator, a positive value lets the API's answers go first.
+    nice: int = Field(default=0, ge=0, le=19)
 
     def backend_names(self) -> list[str]:
         """Every backend a worker of this stage loads; the first is the default."""

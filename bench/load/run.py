@@ -39,6 +39,7 @@ from bench.load.queues import QueueSampler
 from bench.load.report import print_table, read_records, summarize, write_csv
 from coordinator.store.models import JobRow
 from coordinator.store.repo import TERMINAL, make_engine
+from pipeline.stages import STAGE_NAMES
 from tests.conftest import DATA, FARM_LIMITS, fresh_portrait
 from tests.faults.farm import FaultFarm
 
@@ -50,11 +51,13 @@ LOAD_TIER = {"requests_per_minute": 1_000_000, "burst": 100_000, "max_jobs_in_fl
 
 
 def farm_settings(args: argparse.Namespace) -> dict[str, str]:
-    """The run's settings on top of the tests' limits: the ``load`` tier, the coordinator's shape."""
+    """The run's settings on top of the tests' limits: the ``load`` tier, the coordinator's shape, the
+    workers' priority."""
     tiers = {**json.loads(FARM_LIMITS["TALKFARM_AUTH__TIERS"]), "load": LOAD_TIER}
     return {"TALKFARM_AUTH__TIERS": json.dumps(tiers),
             "TALKFARM_COORDINATOR__WORKERS": str(args.coordinator_workers),
-            "TALKFARM_COORDINATOR__BACKGROUND": args.background}
+            "TALKFARM_COORDINATOR__BACKGROUND": args.background,
+            **{f"TALKFARM_{stage.upper()}__NICE": str(args.worker_nice) for stage in STAGE_NAMES}}
 
 
 def check_store(farm: FaultFarm, job_ids: Sequence[str], grace: float) -> dict[str, Any]:
@@ -154,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--coordinator-workers", type=int, default=2, help="uvicorn processes (coordinator.workers)")
     p.add_argument("--background", choices=("inline", "separate"), default="separate",
                    help="where worker events are applied (coordinator.background)")
+    p.add_argument("--worker-nice", type=int, default=10,
+                   help="the stage workers' nice value (<STAGE>.nice): the coordinator's answers go first")
     p.add_argument("--database", choices=DATABASES, default="sqlite")
     p.add_argument("--concurrency", type=int, default=0, help="processes per stage worker (0: the settings')")
     p.add_argument("--job-timeout", type=float, default=300.0, help="seconds a user follows one job")
