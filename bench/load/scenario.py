@@ -1,7 +1,7 @@
 """The Locust users of a load run (``locust -f bench/load/scenario.py``; ``bench.load.run`` starts it).
 
 Each simulated user does what a person at the web page does: on start it saves a
-portrait as an avatar (``POST /v1/avatars``), then, with a think time between,
+portrait as an avatar (``POST /v1/avatars``), then, with a think time before each,
 asks questions: ``speak`` and typed ``chat`` jobs with its avatar's ID, and a
 share of them with a portrait uploaded again (``fresh``). It follows each job by
 its server-sent events (``--follow sse``; ``poll`` reads ``GET /v1/jobs/{id}``
@@ -78,6 +78,7 @@ class TalkingUser(HttpUser):
                     record({"error": asdict(RequestError(time.time(), "avatar", answer.status_code,
                                                          error_code(answer)))})
                     time.sleep(1.0)
+        self.wait()  # a person who has just saved an avatar types the first question before sending it
 
     @task
     def ask(self) -> None:
