@@ -270,6 +270,11 @@ class CoordinatorSettings(BaseModel):
     # retention (in threads); `separate`: one process of its own does (``talkfarm-admin background``), so
     # the HTTP processes only answer requests. `/readyz` then checks that process's heartbeat.
     background: Literal["inline", "separate"] = "inline"
+    # Answer a submit once the job's row is stored, and publish its first subtasks after the answer: the
+    # broker's publish confirms leave the submit's latency. A publish that fails then leaves the job to the
+    # sweeper (published within ``reliability.publish_grace_seconds``, or failed ``broker_unavailable`` at
+    # its deadline) instead of answering 503; a broker that does not answer is still refused at admission.
+    publish_after_answer: bool = False
     # How often the separate background process renews its heartbeat in the results Redis, and how old
     # the heartbeat may be before `/readyz` says the event consumer is down.
     heartbeat_seconds: float = 5.0

@@ -9,7 +9,10 @@ is cut into sentences here, one TTS subtask each:
 ``pipeline.dispatch.publish_sentences``); and marks the row published. A job whose
 publication fails is removed again and the client gets a 503: it was never
 accepted. A coordinator that stops between the row and the publication leaves the
-row unpublished, and the sweeper (``coordinator.maintenance``) publishes it. A streamed ``speak``
+row unpublished, and the sweeper (``coordinator.maintenance``) publishes it. With
+``coordinator.publish_after_answer`` the client is answered once the row is
+stored, and the publication follows the answer (``publish_pending``): the stored
+row is the promise, as it is for a coordinator that stops there. A streamed ``speak``
 job's sentences each say something (``speech_sentences``: a pause or an emoji is never a
 segment of its own); the row keeps the written text and, beside it, what is said of it
 (``spoken_text``). The messages name texts by artifact key only (``contracts.job_texts``):
@@ -80,6 +83,18 @@ class Submitted:
     session_id: str
     status: str
     cached: bool
+    # With ``coordinator.publish_after_answer``: what is left to publish once the answer is sent.
+    pending: Publication | None = None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A stored job's first publish: its payload, a streamed ``speak`` job's sentence keys, its ``queued`` event."""
+
+    payload: JobPayload
+    sentence_keys: list[str] | None
+    stage: str
+    stream: bool
 
 
 def stage_digests(catalog: StageCatalog, plan: Sequence[str]) -> dict[str, str] | None:
@@ -159,14 +174,30 @@ class JobService:
         job.dispatch = {"payload": payload.model_dump(mode="json"), "sentence_keys": sentence_keys,
                         "priority": payload.priority}
         self.store.create_job(job, plan, inputs + texts)
+        publication = Publication(payload, sentence_keys, plan[0], stream)
+        if self.settings.coordinator.publish_after_answer:
+            return Submitted(job_id, session_id, "queued", cached=False, pending=publication)
         try:
-            publish_job(payload, sentence_keys, self.settings)
+            self._publish(publication)
         except Exception as e:
             log.exception("could not publish job %s", job_id)
             self.store.forget_job(job_id)  # never accepted: the client is told to try again
             raise ApiError(503, "broker_unavailable", "the message broker is unavailable; try again") from e
-        self.store.mark_published(job_id, (plan[0], "queued", {"stream": stream}))  # one commit for both
         return Submitted(job_id, session_id, "queued", cached=False)
+
+    def publish_pending(self, publication: Publication) -> None:
+        """Publish a job accepted before its publish (``coordinator.publish_after_answer``). Its row is stored:
+        should the publish fail, the job stays unpublished and the sweeper publishes it (or fails it
+        ``broker_unavailable`` at its deadline)."""
+        try:
+            self._publish(publication)
+        except Exception:
+            log.exception("could not publish job %s; the sweeper will", publication.payload.job_id)
+
+    def _publish(self, publication: Publication) -> None:
+        publish_job(publication.payload, publication.sentence_keys, self.settings)
+        self.store.mark_published(publication.payload.job_id,  # one commit for the mark and the event
+                                  (publication.stage, "queued", {"stream": publication.stream}))
 
     def _store_inputs(self, req: JobRequest) -> list[ArtifactRow]:
         inputs: list[ArtifactRow] = []

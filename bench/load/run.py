@@ -57,6 +57,7 @@ def farm_settings(args: argparse.Namespace) -> dict[str, str]:
     return {"TALKFARM_AUTH__TIERS": json.dumps(tiers),
             "TALKFARM_COORDINATOR__WORKERS": str(args.coordinator_workers),
             "TALKFARM_COORDINATOR__BACKGROUND": args.background,
+            "TALKFARM_COORDINATOR__PUBLISH_AFTER_ANSWER": str(args.publish == "after-answer").lower(),
             **{f"TALKFARM_{stage.upper()}__NICE": str(args.worker_nice) for stage in STAGE_NAMES}}
 
 
@@ -127,7 +128,8 @@ def load_run(args: argparse.Namespace, farm: FaultFarm, tmp: Path) -> dict[str, 
     run = {"command": args.command, "users": args.users, "spawn_rate": args.spawn_rate, "minutes": args.minutes,
            "backends": args.backends, "database": args.database, "follow": args.follow, "think_s": args.think,
            "chat_share": args.chat_share, "fresh_share": args.fresh_share,
-           "coordinator": f"{settings.workers} process(es), background {settings.background}",
+           "coordinator": f"{settings.workers} process(es), background {settings.background}, publish "
+                          f"{'after' if settings.publish_after_answer else 'before'} answer",
            "seconds": round(seconds, 1), "locust_exit": status,
            # The machine is shared: its load (1, 5, 15 minutes) before and after says how much.
            "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
@@ -157,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--coordinator-workers", type=int, default=2, help="uvicorn processes (coordinator.workers)")
     p.add_argument("--background", choices=("inline", "separate"), default="separate",
                    help="where worker events are applied (coordinator.background)")
+    p.add_argument("--publish", choices=("before-answer", "after-answer"), default="after-answer",
+                   help="when a submit publishes its job (coordinator.publish_after_answer)")
     p.add_argument("--worker-nice", type=int, default=10,
                    help="the stage workers' nice value (<STAGE>.nice): the coordinator's answers go first")
     p.add_argument("--database", choices=DATABASES, default="sqlite")

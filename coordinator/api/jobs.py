@@ -17,6 +17,7 @@ from typing import Annotated, Any, AsyncIterator, Callable, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from contracts.logs import bind
 from contracts.payload import Mode
@@ -129,7 +130,10 @@ async def submit_job(
     bind(job_id=submitted.job_id, session_id=submitted.session_id)
     observe_submitted(submitted.job_id, checked_mode, submitted.cached)
     log.info("%s job accepted (%s)", checked_mode, "answered from the video cache" if submitted.cached else "queued")
-    return _accepted(request, submitted)
+    answer = _accepted(request, submitted)
+    if submitted.pending is not None:  # coordinator.publish_after_answer: the row is stored, publish after
+        answer.background = BackgroundTask(state.jobs.publish_pending, submitted.pending)
+    return answer
 
 
 # Each runs in one trip to a thread: under load every hop between the event loop and a thread waits for a core.
