@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
@@ -58,6 +59,7 @@ from pipeline.dispatch import publish_sentences, publish_stage
 from pipeline.stages import job_deadline_seconds
 
 log = logging.getLogger(__name__)
+TEXT_WRITERS = 8  # threads that write a submit's text artifacts side by side (shared by all submits)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class JobService:
         self.catalog = catalog
         self.backlog = Backlog(settings)
         self.flags = CancelFlags.from_settings(settings)
+        self._writers = ThreadPoolExecutor(TEXT_WRITERS, thread_name_prefix="text-writer")
 
     def submit(self, req: JobRequest, who: Caller) -> Submitted:
         persona = resolve_persona(self.store, req.session_id, req.avatar_id, who)
@@ -212,9 +215,13 @@ class JobService:
         """The job's context artifact and a streamed ``speak`` job's sentences: their keys, and their rows."""
         if context is None:
             return None, None, []
-        context_key = JobTexts.write_context(self.artifacts, context)
-        texts = JobTexts(self.artifacts, context_key, context)
-        sentence_keys = [texts.put(sentence) for sentence in sentences] if sentences is not None else None
+        texts = JobTexts(self.artifacts, None, context)  # a text's key needs only the context's salt
+        # Written side by side: each file waits for its own fsync, and the waits overlap.
+        writes = [self._writers.submit(JobTexts.write_context, self.artifacts, context),
+                  *(self._writers.submit(texts.put, sentence) for sentence in sentences or [])]
+        keys = [write.result() for write in writes]
+        context_key = keys[0]
+        sentence_keys = keys[1:] if sentences is not None else None
         named = [(context_key, "context"), *((key, "text") for key in sentence_keys or [])]
         rows = [ArtifactRow(key=k, kind=kind, size=self.artifacts.path(k).stat().st_size) for k, kind in named]
         return context_key, sentence_keys, rows
