@@ -33,9 +33,14 @@ async function failure(res) {
 }
 
 async function send(method, url, body, signal) {
+  const headers = authHeaders();
+  if (body !== undefined && !(body instanceof FormData)) {  // an object: sent as JSON
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(body);
+  }
   let res;
   try {
-    res = await fetch(url, { method, body, headers: authHeaders(), signal });
+    res = await fetch(url, { method, body, headers, signal });
   } catch (e) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, "offline", "the farm could not be reached");
@@ -44,7 +49,7 @@ async function send(method, url, body, signal) {
   return res;
 }
 
-/** A JSON call: the answer's body, or an ApiError. */
+/** A call with a FormData or JSON body (an object): the answer's JSON, or an ApiError. */
 export async function call(method, url, body = undefined, signal = undefined) {
   return (await send(method, url, body, signal)).json();
 }

@@ -5,7 +5,7 @@ const WHERE = {
              "portrait_gone", "avatar_not_found", "bad_face", "bad_avatar"],
   question: ["no_speech", "empty_audio", "bad_audio", "audio_too_long", "audio_required", "text_required",
              "text_too_long", "empty_text", "nothing_to_say", "bad_input", "llm_context_too_long"],
-  voice: ["unknown_voice", "unsupported_language"],
+  voice: ["unknown_voice", "unsupported_language", "system_prompt_too_long"],
   key: ["unauthorized", "forbidden"],
 };
 
@@ -46,6 +46,10 @@ const WORDS = {
   offline: "The farm could not be reached. Check your connection and try again.",
   facecheck_unavailable: "This farm cannot check photos in advance; the photo is checked when you ask.",
   stage_timeout: "Making the reply took too long. Try again, perhaps with a shorter question.",
+  timed_out: "Making the reply took too long. Try again, perhaps with a shorter question.",
+  stage_crashed: "The farm failed while making this reply. Try again, perhaps with another photo or question.",
+  system_prompt_too_long: "The persona is too long. Make it shorter.",
+  session_not_found: "This session no longer exists. Start a new session.",
   cancelled: "You cancelled this reply.",
 };
 

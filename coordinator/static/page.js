@@ -327,7 +327,7 @@ $("ask").addEventListener("submit", async (e) => {
   page.timings = { submit: performance.now() };
   try {
     if (!page.sessionId && $("persona").value.trim()) {
-      const session = await call("POST", "/v1/sessions", JSON.stringify({ system_prompt: $("persona").value.trim() }));
+      const session = await call("POST", "/v1/sessions", { system_prompt: $("persona").value.trim() });
       page.sessionId = session.session_id;
     }
     if (page.sessionId) form.append("session_id", page.sessionId);
@@ -340,6 +340,7 @@ $("ask").addEventListener("submit", async (e) => {
     await follow(page.job);
   } catch (error) {
     setStatus("failed", "");
+    if (error.code === "session_not_found") page.sessionId = null;  // the next question starts a new one
     showApiError(error);
     if (page.job) page.job.status = "failed";
   } finally {
@@ -387,6 +388,9 @@ async function follow(job) {
     addTurn(done, mp4);
   } else if (done.status === "cancelled") {
     setStatus("cancelled", wordsFor("cancelled"));
+    for (const row of document.querySelectorAll('#progress li:not([data-state="done"])')) {
+      setStage(row.dataset.stage, "cancelled", "cancelled");
+    }
   } else {
     const error = done.error || { code: "job_failed", message: "" };
     setStatus("failed", "The reply could not be made.");
@@ -434,7 +438,11 @@ $("new-session").addEventListener("click", () => {
 
 // ---- start ----
 
-if (apiKey.known()) keyKnown(); else showKeyForm();
 listAvatars();
 showMode();
-loadVoices();
+if (apiKey.known()) {
+  keyKnown();
+  loadVoices();
+} else {
+  showKeyForm();
+}
