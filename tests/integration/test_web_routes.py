@@ -41,12 +41,17 @@ def test_the_page_and_all_it_loads_come_from_the_coordinator(coordinator: Farm) 
         loaded = re.findall(r'(?:src|href)="([^"#]+)"', page.text)
         assert "/static/vendor/hls.js/hls.light.min.js" in loaded and "/static/page.js" in loaded
         assert not [url for url in loaded if "://" in url or url.startswith("//")]  # no CDN, no other site
-        modules = ["/static/api.js", "/static/messages.js", "/static/player.js"]  # imported by page.js
-        for url in [u for u in loaded if u.startswith("/static/")] + modules:
+        pending, fetched = [u for u in loaded if u.startswith("/static/")], set()
+        while pending:  # the page's files and every module they import, in turn
+            url = pending.pop()
+            fetched.add(url)
             answer = client.get(url)
             assert answer.status_code == 200, url
             if url.endswith(".js"):
                 assert "javascript" in answer.headers["content-type"], url  # modules need a script type
+                imported = {"/static/" + name for name in re.findall(r'from "\./([\w.]+\.js)"', answer.text)}
+                pending += sorted(imported - fetched)
+        assert {"/static/page.js", "/static/api.js", "/static/player.js", "/static/reply.js"} <= fetched
         assert client.get("/static/nothing.js").status_code == 404
 
 
