@@ -75,8 +75,11 @@ class FaceChecker:
         """The faces in the image bytes (already checked by ``admission.check_image``)."""
         if cv2 is None:
             raise ApiError(501, "facecheck_unavailable", MISSING)
-        with Image.open(io.BytesIO(data)) as image:
-            upright = ImageOps.exif_transpose(image).convert("L")
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                upright = ImageOps.exif_transpose(image).convert("L")
+        except (OSError, ValueError, SyntaxError) as e:  # decoded once already; a broken EXIF block lands here
+            raise ApiError(415, "bad_image", "the portrait is not an image that can be decoded") from e
         width, height = upright.size
         scale = min(1.0, DETECT_SIDE / max(width, height))
         if scale < 1.0:

@@ -33,7 +33,7 @@ export function playStream(video, playlistUrl) {
   return null;  // no HLS here: the page plays the MP4 once the job is done
 }
 
-/** Call ``onFirst(seconds)`` when the first frame is shown (requestVideoFrameCallback, else "playing"). */
+/** Call ``onFirst(performance.now())`` when the first frame is shown (requestVideoFrameCallback, else "playing"). */
 export function onFirstFrame(video, onFirst) {
   if ("requestVideoFrameCallback" in video) {
     video.requestVideoFrameCallback(() => onFirst(performance.now()));
