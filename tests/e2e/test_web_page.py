@@ -97,6 +97,8 @@ def test_the_reply_plays_from_its_first_segment_while_the_job_runs(page: Any, fa
         window.stalls = 0;
         document.getElementById('video').addEventListener('waiting', () => { window.stalls += 1; });
     }""")
+    playlists: list[str] = []
+    page.on("request", lambda request: playlists.append(request.url) if "stream.m3u8" in request.url else None)
     page.get_by_role("button", name="Ask").click()
 
     deadline = time.monotonic() + 600
@@ -142,11 +144,15 @@ def test_the_reply_plays_from_its_first_segment_while_the_job_runs(page: Any, fa
         "segments": len(job["segments"]),
         "video_seconds": job["video_seconds"],
         "stalls": page.evaluate("window.stalls"),
+        "playlist_requests": len(playlists),
+        "blocking_reloads": sum("_HLS_msn=" in url for url in playlists),
         "playing_while_running": playing_while_running,
     }
     (artifacts() / "web_page_timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print("web page timings:", json.dumps(timings))
     assert seconds["firstFrame"] < seconds["done"]
+    # The player asked for each next segment with a blocking reload (hls.js saw CAN-BLOCK-RELOAD).
+    assert any("_HLS_msn=" in url for url in playlists), playlists
     assert not page.errors, page.errors
 
 
