@@ -151,7 +151,10 @@ def segment_windows(audio: np.ndarray, lazy: bool) -> Any:
     if not lazy or SegmentWindows is None:
         return windows_of(audio)
     frames = max(1, int(round(len(audio) * FPS / RATE)))
-    return SegmentWindows(resample(audio, RATE, WAV2LIP.sample_rate), frames, FPS)
+    try:  # resampled by whoever computes the first windows (the engine), where this checkout's can
+        return SegmentWindows(audio, frames, FPS, sample_rate=RATE)
+    except TypeError:
+        return SegmentWindows(resample(audio, RATE, WAV2LIP.sample_rate), frames, FPS)
 
 
 class Sampler:
@@ -231,7 +234,9 @@ def pooled_renderer(net: torch.nn.Module, scratch: Path,
     ENCODER_PIDS.update(p.pid for p in getattr(encoders, "_procs", []) if p.pid)
     options = {"batch_size": args.batch_size, "first_batch": args.first_batch, "frames_ahead": args.frames_ahead,
                "max_wait": args.max_wait_ms / 1000, "preset": args.preset, "poll": args.poll_ms / 1000,
-               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache}
+               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache, "setup_slots": args.setup_slots}
+    if args.switch_ms > 0:
+        options["switch_interval"] = args.switch_ms / 1000
     if args.tune:
         options["tune"] = args.tune
     engine = RenderEngine(model.network, model.face_size, encoders, EngineOptions(**_accepted(EngineOptions, options)))
@@ -569,6 +574,9 @@ def main() -> None:
                         help="processes computing mel windows after the first batch (0: the render thread)")
     parser.add_argument("--setup-cache", type=int, default=64,
                         help="uploaded faces and paste targets the engine keeps (0: none, uploaded per render)")
+    parser.add_argument("--setup-slots", type=int, default=2, help="renders that prepare at once (0: no limit)")
+    parser.add_argument("--switch-ms", type=float, default=0.0,
+                        help="the interpreter's GIL switch interval while the engine runs (0: the engine's default)")
     parser.add_argument("--pipeline", choices=["pooled", "threaded"], default="pooled")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--first-batch", type=int, default=8)

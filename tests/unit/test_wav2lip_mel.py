@@ -139,3 +139,13 @@ def test_segment_windows_take_the_rest_from_elsewhere_in_order():
     assert np.array_equal(lazy.array, mel_windows(melspectrogram(speech), 50, 25))
     with pytest.raises(ValueError):
         SegmentWindows(speech, 0, 25)
+
+
+def test_segment_windows_resample_speech_at_another_rate_at_their_first_computation():
+    from contracts.audio import resample
+    from workers.animation.wav2lip.mel import SegmentWindows
+
+    speech = (0.3 * np.random.default_rng(2).standard_normal(24_000 * 2)).astype(np.float32)
+    lazy = SegmentWindows(speech, 50, 25, sample_rate=24_000)
+    lazy.compute(50)
+    assert np.array_equal(lazy.array, mel_windows(melspectrogram(resample(speech, 24_000, RATE)), 50, 25))

@@ -45,6 +45,7 @@ way without streams or pinned memory (the tests run it so).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -92,6 +93,10 @@ class EngineOptions:
     # 0: the render thread computes them itself once its first batch is planned.
     mel_processes: int = 2
     setup_cache: int = 64  # renders' uploaded faces and paste targets kept, per face box, portrait and mask
+    # Renders that prepare at once (first windows, uploads, the encoder's opening; 0: no limit). Every render
+    # thread's Python shares the GIL with the feeder: a hundred preparing together each took a hundredth of
+    # it, all finished late, and the feeder waited for the GIL at each of its torch calls meanwhile.
+    setup_slots: int = 2
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,8 @@ class RenderEngine:
         self._setup_lock = threading.Lock()
         self._mel_pool: Executor | None = None
         self._mel_lock = threading.Lock()
+        self._gate: Any = (threading.BoundedSemaphore(options.setup_slots) if options.setup_slots > 0
+                           else contextlib.nullcontext())
         self.batches = 0
         self.frames = 0
         if 0 < options.switch_interval < sys.getswitchinterval():
@@ -178,13 +185,14 @@ class RenderEngine:
         """
         started = time.monotonic()
         source = windows if isinstance(windows, SegmentWindows) else None
-        if source is not None:
-            source.compute(self._planner.first_batch)
-        face, target = self._setup(image, box, mask)
-        spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
-                          audio=audio, sample_rate=sample_rate, crf=self.options.crf, preset=self.options.preset,
-                          tune=self.options.tune)
-        handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
+        with self._gate:  # a few renders prepare at a time, each quickly, rather than all of them slowly
+            if source is not None:
+                source.compute(self._planner.first_batch)
+            face, target = self._setup(image, box, mask)
+            spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
+                              audio=audio, sample_rate=sample_rate, crf=self.options.crf,
+                              preset=self.options.preset, tune=self.options.tune)
+            handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
         key = next(self._keys)
         render = _Render(key, windows if source is not None else np.ascontiguousarray(windows, dtype=np.float32),
                          face, target, handle)
@@ -352,6 +360,22 @@ class RenderEngine:
     def _run(self, parts: list[tuple[_Render, Part]], slot: int) -> tuple[Any, list[Any]]:
         network = self.network
         frames = sum(p.frames for _, p in parts)
+        # Parts of renders that share an upload (one portrait, one box: ``_setup``'s cache) side by side, so that
+        # each group's faces are one copy and its paste-back one call: a first batch of sixteen new renders of
+        # one portrait is a few dozen torch calls, not hundreds, each of which waits its turn for the GIL.
+        order: dict[int, int] = {}
+        for render, _ in parts:
+            order.setdefault(id(render.target), len(order))
+        parts = sorted(parts, key=lambda rp: order[id(rp[0].target)])
+        groups: list[tuple[_Render, int, int]] = []  # (a render of the group, first frame in the batch, frames)
+        offset = 0
+        for render, part in parts:
+            if groups and groups[-1][0].target is render.target and groups[-1][0].face is render.face:
+                shared, first, count = groups[-1]
+                groups[-1] = (shared, first, count + part.frames)
+            else:
+                groups.append((render, offset, part.frames))
+            offset += part.frames
         size = self._planner.bucket(frames) if network.compiled else frames
         # Mel windows: into a pinned buffer (after its previous upload finished), then up asynchronously.
         if self._mel_events[slot] is not None:
@@ -373,26 +397,28 @@ class RenderEngine:
         layout = torch.channels_last if network.channels_last else torch.contiguous_format
         face = torch.empty((size, 6, self.face_size, self.face_size), dtype=network.dtype, device=network.device,
                            memory_format=layout)
-        offset = 0
-        for render, part in parts:
-            face[offset:offset + part.frames] = render.face
-            offset += part.frames
+        for render, first, count in groups:
+            face[first:first + count] = render.face
         if size > frames:
             face[frames:size] = parts[0][0].face
         if network.channels_last:
             mel = mel.contiguous(memory_format=torch.channels_last)
         out = network.forward(mel, face)
-        regions = []
-        offset = 0
+        regions = [render.target.paste(out[first:first + count]) for render, first, count in groups]
+        launched = time.monotonic()
         for render, part in parts:
-            regions.append(render.target.paste(out[offset:offset + part.frames]))
             if part.start == 0:
-                render.first_launched = time.monotonic()
-            offset += part.frames
+                render.first_launched = launched
         self.batches += 1
         self.frames += frames
         if not self._cuda:
-            return None, [(render, part, region) for (render, part), region in zip(parts, regions)]
+            batch = torch.cat(regions) if len(regions) > 1 else regions[0]
+            out_parts = []
+            offset = 0
+            for render, part in parts:
+                out_parts.append((render, part, batch[offset:offset + part.frames]))
+                offset += part.frames
+            return None, out_parts
         assert self._download is not None
         # Every region of the batch side by side in one buffer: one download, one pinned buffer per batch.
         flat = torch.cat([region.reshape(-1) for region in regions]) if len(regions) > 1 else regions[0].reshape(-1)
@@ -405,9 +431,10 @@ class RenderEngine:
             done.record()
         hosts = []
         offset = 0
-        for (render, part), region in zip(parts, regions):
-            size = region.numel()
-            hosts.append((render, part, host[offset:offset + size].view(region.shape)))
+        for render, part in parts:  # the regions are in the parts' order, each part's frames together
+            shape = (part.frames, *render.target.shape)
+            size = part.frames * int(np.prod(render.target.shape))
+            hosts.append((render, part, host[offset:offset + size].view(shape)))
             offset += size
         return done, hosts
 

@@ -196,17 +196,36 @@ class SegmentWindows:
     start on its first batch's windows and have the rest computed afterwards, by itself or by
     another process (``compute_range`` is a plain function of picklable arguments).
     ``array`` holds the windows ``(frames, 1, n_mels, steps)``; ``ready`` says how many are in.
+
+    Speech at another ``sample_rate`` than the network's is resampled (``contracts.audio.resample``,
+    FFmpeg's) at the first ``compute``, not here: whoever computes the first windows pays for it.
     """
 
-    def __init__(self, samples: np.ndarray, frames: int, fps: float, params: MelParams = WAV2LIP) -> None:
+    def __init__(self, samples: np.ndarray, frames: int, fps: float, params: MelParams = WAV2LIP,
+                 sample_rate: int | None = None) -> None:
         if frames <= 0 or fps <= 0:
             raise ValueError(f"frames and fps must be positive, got {frames} and {fps}")
         self.params = params
         self.frames = frames
         self.fps = fps
-        self.padded = _padded(samples, params)
+        self._samples: np.ndarray | None = samples
+        self._rate = sample_rate or params.sample_rate
+        self._padded: np.ndarray | None = None
         self.array = np.empty((frames, 1, params.n_mels, params.window_steps), dtype=np.float32)
         self.ready = 0
+
+    @property
+    def padded(self) -> np.ndarray:
+        """The pre-emphasised speech at the network's rate with the STFT's padding (made at first use)."""
+        if self._padded is None:
+            samples = self._samples
+            assert samples is not None
+            if self._rate != self.params.sample_rate:
+                from contracts.audio import resample
+
+                samples = resample(samples, self._rate, self.params.sample_rate)
+            self._padded, self._samples = _padded(samples, self.params), None
+        return self._padded
 
     def __len__(self) -> int:
         return self.frames
