@@ -66,7 +66,7 @@ import torch
 from contracts.errors import TransientError
 from workers.animation.encoder_pool import EncodeHandle, EncoderPool, EncodeSpec
 from workers.animation.wav2lip.face import CropBox, face_input
-from workers.animation.wav2lip.mel import SegmentWindows, compute_range
+from workers.animation.wav2lip.mel import SegmentWindows, compute_range, warm
 from workers.animation.wav2lip.network import PreparedNetwork
 from workers.animation.wav2lip.planner import BatchPlanner, Part
 from workers.animation.wav2lip.torch_paste import PasteTarget, upload
@@ -169,6 +169,10 @@ class RenderEngine:
         self._drainer = threading.Thread(target=self._drain, name="wav2lip-drain", daemon=True)
         self._feeder.start()
         self._drainer.start()
+        pool = self._pool()  # started now, not at the first render (a process takes a second or more to start)
+        if pool is not None:
+            for _ in range(self.options.mel_processes):
+                pool.submit(warm)
 
     def _host(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         return torch.empty(shape, dtype=dtype, pin_memory=self._cuda)

@@ -245,6 +245,11 @@ class SegmentWindows:
         self.ready = start + len(windows)
 
 
+def warm() -> bool:
+    """Nothing: a mel process that ran it has started and imported this module."""
+    return True
+
+
 def compute_range(padded: np.ndarray, frames: int, fps: float, start: int, end: int,
                   params: MelParams = WAV2LIP) -> np.ndarray:
     """Windows ``start:end`` of a segment of ``frames`` frames, from its padded signal (``SegmentWindows``)."""
