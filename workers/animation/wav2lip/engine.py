@@ -193,10 +193,10 @@ class RenderEngine:
             if source is not None:
                 source.compute(self._planner.first_batch)
             face, target = self._setup(image, box, mask)
-            spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
-                              audio=audio, sample_rate=sample_rate, crf=self.options.crf,
-                              preset=self.options.preset, tune=self.options.tune)
-            handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
+        spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
+                          audio=audio, sample_rate=sample_rate, crf=self.options.crf, preset=self.options.preset,
+                          tune=self.options.tune)
+        handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
         key = next(self._keys)
         render = _Render(key, windows if source is not None else np.ascontiguousarray(windows, dtype=np.float32),
                          face, target, handle)
