@@ -190,7 +190,7 @@ class Wav2LipAnimator(AnimationBackend):
     def _render(self, request: RenderRequest) -> RenderResult:
         from contracts.audio import resample
         from workers.animation.wav2lip.face import CropOptions, crop_box
-        from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
+        from workers.animation.wav2lip.mel import WAV2LIP, SegmentWindows, mel_windows, melspectrogram
         from workers.animation.wav2lip.pipeline import lip_sync_frames
 
         if self._model is None or (self._batcher is None and self._engine is None):
@@ -205,19 +205,22 @@ class Wav2LipAnimator(AnimationBackend):
         except ValueError as e:
             raise PermanentError(f"the face is too small to animate: {e}", code="face_too_small") from e
         frames = frame_count(len(audio), request.sample_rate, fps)
-        windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
         height, width = face.image.shape[:2]
         if self._engine is not None:
             from workers.animation.wav2lip.face import feather_mask
 
-            stats = self._engine.render(face.image, box, windows, feather_mask(box, crop), audio,
-                                        request.sample_rate, str(request.output), fps,
+            # The engine resamples and computes the first batch's windows before the render starts, the rest
+            # meanwhile.
+            lazy = SegmentWindows(audio, frames, fps, sample_rate=request.sample_rate)
+            stats = self._engine.render(face.image, box, lazy, feather_mask(box, crop),
+                                        audio, request.sample_rate, str(request.output), fps,
                                         stall_timeout=self.options.chunk_timeout_s)
             log.info("wav2lip: %d frames, first frame ready in %.0f ms, encoded in %.0f ms", frames,
                      stats.first_frame_s * 1000, stats.first_encoded_s * 1000)
             return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)
 
         assert self._batcher is not None
+        windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
         with self.video_writer(request, width, height, self.options.encoder) as writer:
             for frame in lip_sync_frames(
                 face.image, box, windows, self._batcher, self._model.face_size,
