@@ -3,11 +3,10 @@
     .venv/bin/python -m bench.soak --clients 20 --minutes 10 [--backends standin|embedded]
                                    [--database sqlite|postgresql] [--concurrency N]
 
-Starts the farm as separate processes (``tests.faults.farm``: the coordinator and
-one worker per stage) on a private RabbitMQ node, a results Redis with an
-append-only file and an LRU cache Redis, with the job store in SQLite (or a new
-database on the machine's PostgreSQL, dropped afterwards). The backends are the
-instant stand-ins of ``bench.standins`` (the farm's own cost) or the embedded models.
+Starts the farm as separate processes on private services (``bench.farm_up``:
+the coordinator and one worker per stage, a private RabbitMQ node and Redis
+instances, the job store in SQLite or a new PostgreSQL database). The backends are
+the instant stand-ins of ``bench.standins`` (the farm's own cost) or the embedded models.
 
 Each client submits one job at a time, in turn: a streamed ``speak``, a typed
 ``chat``, a spoken ``chat`` (all four stages), a ``lipsync``, and a repeat of the
@@ -39,16 +38,12 @@ from typing import Any, Callable, Self
 
 import numpy as np
 
-from bench.standins import STANDIN_ENV
+from bench.farm_up import start_farm
 from contracts.audio import wav_bytes
 from contracts.settings import Settings
-from pipeline.stages import STAGE_NAMES
-from tests.conftest import DATA, FARM_LIMITS
-from tests.faults.farm import FarmServices, FaultFarm
+from tests.conftest import DATA
+from tests.faults.farm import FaultFarm
 from tests.faults.jobs import await_jobs, submit
-from tests.faults.postgres import scratch_database
-from tests.faults.rabbitmq import RabbitNode
-from tests.faults.redis_server import RedisServer
 from workers.tts.base import TTSBackend
 from workers.tts.base import registry as tts_registry
 
@@ -193,15 +188,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def soak(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str, Any]:
-    rabbit = stack.enter_context(RabbitNode(tmp / "rabbitmq"))
-    results = stack.enter_context(RedisServer(tmp / "results-redis", appendonly=True))
-    cache = stack.enter_context(RedisServer(tmp / "cache-redis", maxmemory="256mb"))
-    database = stack.enter_context(scratch_database()) if args.database == "postgresql" else ""
-    env = {**FARM_LIMITS, **(STANDIN_ENV if args.backends == "standin" else {})}
-    worker_args = ["--concurrency", str(args.concurrency)] if args.concurrency else []
-    farm = FaultFarm(tmp / "farm", FarmServices(rabbit.url, results.url, cache.url, database), env,
-                     worker_args={stage: worker_args for stage in STAGE_NAMES})
-    stack.enter_context(farm)
+    farm = start_farm(stack, tmp, args.backends, args.database, args.concurrency)
     speech = tone_speech if args.backends == "standin" else model_speech
     portrait = (DATA / "portrait.png").read_bytes()
     tally = Tally()

@@ -38,6 +38,9 @@ class StageLimits(BaseModel):
     # Celery pool of the stage's workers: prefork isolates crashes; threads lets concurrent tasks
     # share one loaded model (LLM batching, wav2lip GPU batches); solo for one GPU per process.
     pool: Literal["prefork", "threads", "solo"] = "prefork"
+    # The worker's scheduling priority (added to its nice value at start, 0..19): where the stage workers
+    # share cores with the coordinator, a positive value lets the API's answers go first.
+    nice: int = Field(default=0, ge=0, le=19)
 
     def backend_names(self) -> list[str]:
         """Every backend a worker of this stage loads; the first is the default."""
@@ -257,6 +260,22 @@ class FlowerSettings(BaseModel):
     password: SecretStr = SecretStr("")
 
 
+class CoordinatorSettings(BaseModel):
+    """How the coordinator runs: its HTTP processes, and where the worker events are applied."""
+
+    # uvicorn worker processes answering the API, each with its own event loop and decode pool. Request
+    # rates, quotas and SSE wake-ups are kept in the results Redis, so they hold across processes.
+    workers: int = Field(default=1, ge=1)
+    # `inline`: every HTTP process also applies the worker events to the job store and runs the sweeper and
+    # retention (in threads); `separate`: one process of its own does (``talkfarm-admin background``), so
+    # the HTTP processes only answer requests. `/readyz` then checks that process's heartbeat.
+    background: Literal["inline", "separate"] = "inline"
+    # How often the separate background process renews its heartbeat in the results Redis, and how old
+    # the heartbeat may be before `/readyz` says the event consumer is down.
+    heartbeat_seconds: float = 5.0
+    heartbeat_timeout_seconds: float = 20.0
+
+
 class LimitSettings(BaseModel):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_text_chars: int = 1000
@@ -332,6 +351,7 @@ class Settings(BaseSettings):
     tts: TTSSettings = TTSSettings()
     animation: AnimationSettings = AnimationSettings()
     limits: LimitSettings = LimitSettings()
+    coordinator: CoordinatorSettings = CoordinatorSettings()
     auth: AuthSettings = AuthSettings()
     flower: FlowerSettings = FlowerSettings()
     reliability: ReliabilitySettings = ReliabilitySettings()

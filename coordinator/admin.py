@@ -4,6 +4,7 @@
     talkfarm-admin models prepare      prepare the embedded models (offline)
     talkfarm-admin models check        say which stage's models are missing
     talkfarm-admin farm                run the coordinator, the four workers and Flower
+    talkfarm-admin background          the event consumer, sweeper and retention as a process of their own
     talkfarm-admin queues recreate     declare the stage queues again (``coordinator.queue_admin``)
     talkfarm-admin dlq list|replay|purge   the dead-letter queues
     talkfarm-admin keys create|list|revoke the API keys (``coordinator.key_admin``)
@@ -60,6 +61,15 @@ def _farm(args: argparse.Namespace) -> int:
                     flower_port=args.flower_port, metrics_port=args.metrics_port, api_key_file=args.api_key_file)
 
 
+def _background(_: argparse.Namespace) -> int:
+    from contracts.logs import configure_logging
+    from coordinator.background import serve
+
+    settings = get_settings()
+    configure_logging(settings.log, "coordinator-background")
+    return serve(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="talkfarm-admin", description="talkfarm operator commands")
     sub = parser.add_subparsers(dest="group", required=True)
@@ -86,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                            "(default: the metrics.port setting; 0: any free ports)")
     farm.add_argument("--api-key-file", help="a token file to print with the URLs (scripts/run.sh makes one)")
     farm.set_defaults(func=_farm)
+
+    sub.add_parser("background", help="apply worker events to the job store, sweep and retain "
+                   "(with coordinator.background = separate)").set_defaults(func=_background)
 
     queue_admin.add_parsers(sub)
     key_admin.add_parsers(sub)

@@ -80,6 +80,15 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="talkfarm"'})
 
 
+def _identify(keys: KeyCache, quotas: Quotas, settings: Settings, token: str) -> tuple[Caller, dict[str, str]]:
+    """The key of ``token`` (401 when unknown or revoked) and its request charged: its RateLimit-* headers."""
+    row = keys.find(token)
+    if row is None:
+        raise _unauthorized("the API key is unknown or revoked")
+    who = Caller(row.id, row.name, row.tier, bool(row.operator), tier_of(settings, row.tier))
+    return who, quotas.charge_request(who.key_id, who.limits)
+
+
 async def caller(request: Request) -> Caller:
     """The FastAPI dependency of every ``/v1`` route: the key of the request, its request rate charged."""
     found: Caller | None = getattr(request.state, "caller", None)
@@ -94,12 +103,9 @@ async def caller(request: Request) -> Caller:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("send an API key: `Authorization: Bearer <token>` (talkfarm-admin keys create)")
-        row = await asyncio.to_thread(state.keys.find, token.strip())
-        if row is None:
-            raise _unauthorized("the API key is unknown or revoked")
-        who = Caller(row.id, row.name, row.tier, bool(row.operator), tier_of(settings, row.tier))
-        quotas: Quotas = state.quotas
-        request.state.ratelimit_headers = await asyncio.to_thread(quotas.charge_request, who.key_id, who.limits)
+        # One trip to a thread for the lookup and the charge: under load every hop waits for a core.
+        who, request.state.ratelimit_headers = await asyncio.to_thread(_identify, state.keys, state.quotas,
+                                                                       settings, token.strip())
     request.state.caller = who
     return who
 

@@ -1,7 +1,9 @@
 """Running the whole farm on one machine, in the foreground (``talkfarm-admin farm``).
 
-Starts the coordinator, one worker per stage and Flower as child processes in
-their own process groups, prefixes their output, prints the URLs once the
+Starts the coordinator (``coordinator.workers`` uvicorn processes, and with
+``coordinator.background = "separate"`` its background process), one worker per
+stage and Flower as child processes in their own process groups, prefixes their
+output, prints the URLs once the
 coordinator is ready, and on Ctrl-C (or SIGTERM) stops them all: SIGTERM first
 (Celery finishes the task in hand), SIGKILL after a grace period. If any child
 dies, the rest are stopped and the exit status is non-zero.
@@ -39,10 +41,9 @@ def farm_commands(settings: Settings, host: str, port: int, flower: bool,
     """The command of each process; worker ``i`` (in stage order) serves its metrics on ``metrics_port + i``
     (the ``metrics.port`` setting when None; 0: each picks a free port)."""
     py = sys.executable
-    commands = {
-        "coordinator": [py, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
-                        "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"],
-    }
+    commands = {"coordinator": coordinator_command(settings, host, port)}
+    if settings.coordinator.background == "separate":
+        commands["coordinator-background"] = [py, "-m", "coordinator.admin", "background"]
     base = settings.metrics.port if metrics_port is None else metrics_port
     for index, stage in enumerate(STAGE_NAMES):
         commands[f"worker-{stage}"] = [py, "-m", "pipeline.launch", stage,
@@ -52,6 +53,15 @@ def farm_commands(settings: Settings, host: str, port: int, flower: bool,
                               f"--port={flower_port}", f"--address={host}",
                               f"--broker_api={settings.broker.management_url}"]
     return commands
+
+
+def coordinator_command(settings: Settings, host: str, port: int) -> list[str]:
+    """uvicorn serving the API with ``coordinator.workers`` processes."""
+    command = [sys.executable, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
+               "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"]
+    if settings.coordinator.workers > 1:
+        command += ["--workers", str(settings.coordinator.workers)]
+    return command
 
 
 def _relay(name: str, stream: IO[bytes]) -> None:

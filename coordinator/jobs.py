@@ -165,8 +165,7 @@ class JobService:
             log.exception("could not publish job %s", job_id)
             self.store.forget_job(job_id)  # never accepted: the client is told to try again
             raise ApiError(503, "broker_unavailable", "the message broker is unavailable; try again") from e
-        self.store.mark_published(job_id)
-        self.store.add_event(job_id, plan[0], "queued", {"stream": stream})
+        self.store.mark_published(job_id, (plan[0], "queued", {"stream": stream}))  # one commit for both
         return Submitted(job_id, session_id, "queued", cached=False)
 
     def _store_inputs(self, req: JobRequest) -> list[ArtifactRow]:

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class JobNotifier:
-    def __init__(self, settings: Settings, watchers: JobWatchers) -> None:
+    def __init__(self, settings: Settings, watchers: JobWatchers | None) -> None:
+        """``watchers``: this process's streams (None in a process without any: it only publishes)."""
         self._redis = results_redis(settings)
         self._channel = f"{settings.queue_prefix}talkfarm:job-changed"
         self._watchers = watchers
@@ -33,7 +34,8 @@ class JobNotifier:
 
     def changed(self, job_id: str) -> None:
         """The job has new events: wake its streams here and on every other coordinator."""
-        self._watchers.poke(job_id)
+        if self._watchers is not None:
+            self._watchers.poke(job_id)
         try:
             self._redis.publish(self._channel, job_id)
         except redis.RedisError as e:
@@ -53,7 +55,7 @@ class JobNotifier:
                 pubsub.subscribe(self._channel)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
+                    if message is not None and message.get("type") == "message" and self._watchers is not None:
                         self._watchers.poke(message["data"].decode())
                 pubsub.close()
             except redis.RedisError as e:

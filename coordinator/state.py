@@ -1,6 +1,10 @@
 """What one coordinator process holds: settings, the stores, the cache, the stage catalog, the event consumer
 and the maintenance thread (sweeper and retention); and its readiness.
 
+With ``coordinator.background = "separate"`` the event consumer and maintenance run in
+their own process (``coordinator.background``) and this one only answers requests;
+readiness then checks that process's heartbeat instead of a thread of its own.
+
 Readiness: the database (at the current schema), the broker, the results Redis
 and the event consumer must be up, else 503 ``not_ready``; the cache Redis is
 optional (jobs succeed without it, only slower), so without it the answer is 200
@@ -20,6 +24,7 @@ from cache.store import Cache, video_cache
 from contracts.artifacts import ArtifactStore
 from contracts.settings import Settings
 from coordinator.auth import KeyCache
+from coordinator.background import heartbeat_check
 from coordinator.erasure import Eraser
 from coordinator.events import EventConsumer, JobWatchers
 from coordinator.jobs import JobService
@@ -31,6 +36,7 @@ from coordinator.store.keys import IdempotencyStore, KeyStore
 from coordinator.store.repo import JobStore, make_engine
 from pipeline import broker
 from pipeline.catalog import StageCatalog
+from pipeline.results import results_redis
 
 
 def erasable_caches(settings: Settings, video: Cache) -> dict[str, Cache]:
@@ -77,10 +83,11 @@ class AppState:
                     ThreadPoolExecutor(settings.limits.decode_workers, thread_name_prefix="decode"),
                     Eraser(store, artifacts, erasable_caches(settings, cache)))
         notifier.start()
-        state.consumer = EventConsumer(settings, store, artifacts, notifier.changed)
-        state.consumer.start()
-        state.maintenance = Maintenance(settings, store, artifacts, cache, notifier.changed)
-        state.maintenance.start()
+        if settings.coordinator.background == "inline":
+            state.consumer = EventConsumer(settings, store, artifacts, notifier.changed)
+            state.consumer.start()
+            state.maintenance = Maintenance(settings, store, artifacts, cache, notifier.changed)
+            state.maintenance.start()
         return state
 
     def stop(self) -> None:
@@ -96,8 +103,11 @@ class AppState:
         """``ready``, ``degraded`` (only the cache is down) or ``not_ready``, with every check's result."""
         checks = self.check_dependencies()
         consumer = self.consumer
-        checks["event_consumer"] = "ok" if consumer is not None and consumer.healthy else \
-            f"error: {consumer.last_error if consumer is not None else 'not started'}"
+        if self.settings.coordinator.background == "separate":
+            checks["event_consumer"] = heartbeat_check(self.settings, results_redis(self.settings))
+        else:
+            checks["event_consumer"] = "ok" if consumer is not None and consumer.healthy else \
+                f"error: {consumer.last_error if consumer is not None else 'not started'}"
         failing = {name for name, result in checks.items() if result != "ok"}
         if not failing:
             return "ready", checks

@@ -98,6 +98,9 @@ def _publish(name: str, payload: JobPayload, queue: str, verb: str, settings: Se
             queue=settings.queue_name(queue),
             exchange=settings.queue_name("talkfarm.stages"),
             routing_key=queue,
+            # Nobody reads a stage task's return value (events carry the outcome): no result is stored, and the
+            # publisher does not subscribe to the result's channel in the results Redis.
+            ignore_result=True,
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )

@@ -3,7 +3,7 @@
 Checks that the model files of each of the stage's backends exist before forking
 (a missing model names the command that prepares it), imports the stage's task
 module (``pipeline.stages``), then starts Celery with the stage's queue, pool
-and concurrency. Models load after the fork, in ``worker_process_init``
+and concurrency, at the stage's ``nice`` priority. Models load after the fork, in ``worker_process_init``
 (``pipeline.runtime.warm_up``), or in the worker process itself for the
 ``solo`` and ``threads`` pools.
 """
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     spec = STAGES[args.stage]
+    if settings.stage(spec.name).nice:
+        os.nice(settings.stage(spec.name).nice)  # before the pool forks: its processes inherit it
     os.environ["TALKFARM_WORKER_STAGES"] = spec.name
     metrics = settings.metrics.model_copy(update={"port": args.metrics_port}) if args.metrics_port is not None \
         else settings.metrics

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from contracts.logs import bind
+from contracts.payload import Mode
 from coordinator import admission
 from coordinator.auth import Caller, caller
 from coordinator.context import job_or_404, state_of, urls_of
@@ -95,10 +96,7 @@ async def submit_job(
     clean_text = admission.check_text(text, limits)
     admission.check_inputs(checked_mode, audio is not None, clean_text)
     face_index = admission.check_face(face)
-    tts = await asyncio.to_thread(state.catalog.offer, "tts")
-    if voice:
-        admission.check_voice(voice, language, tts)
-    await asyncio.to_thread(admission.check_speech, checked_mode, clean_text, language or None, tts)
+    await asyncio.to_thread(_check_speech, state, checked_mode, clean_text, language or None, voice or None)
 
     portrait_bytes, portrait_ext = None, "bin"
     if portrait is not None:  # else the avatar's, or the session's avatar
@@ -123,11 +121,7 @@ async def submit_job(
                              text=clean_text, language=language or None, voice=voice or None, stream=stream,
                              face_index=face_index, avatar_id=avatar, job_id=job_id)
     try:
-        if who.key_id:
-            await asyncio.to_thread(state.jobs.check_in_flight, who)  # before the upload counts against the day
-            size = len(portrait_bytes or b"") + len(audio_bytes or b"")
-            await asyncio.to_thread(state.quotas.charge_upload, who.key_id, size, who.limits)
-        submitted = await asyncio.to_thread(state.jobs.submit, job_request, who)
+        submitted = await asyncio.to_thread(_admit, state, job_request, who)
     except Exception:
         if idempotency_key is not None:  # nothing was accepted: the same key may be tried again
             await asyncio.to_thread(state.idempotency.forget, who.key_id, idempotency_key, job_id)
@@ -136,6 +130,24 @@ async def submit_job(
     observe_submitted(submitted.job_id, checked_mode, submitted.cached)
     log.info("%s job accepted (%s)", checked_mode, "answered from the video cache" if submitted.cached else "queued")
     return _accepted(request, submitted)
+
+
+# Each runs in one trip to a thread: under load every hop between the event loop and a thread waits for a core.
+def _check_speech(state: AppState, mode: Mode, text: str | None, language: str | None, voice: str | None) -> None:
+    """The voice and the text against what the TTS stage offers (422 when it cannot say them)."""
+    tts = state.catalog.offer("tts")
+    if voice:
+        admission.check_voice(voice, language, tts)
+    admission.check_speech(mode, text, language, tts)
+
+
+def _admit(state: AppState, job_request: JobRequest, who: Caller) -> Submitted:
+    """The key's jobs in flight and upload quota checked, then the job submitted."""
+    if who.key_id:
+        state.jobs.check_in_flight(who)  # before the upload counts against the day
+        size = len(job_request.portrait or b"") + len(job_request.audio or b"")
+        state.quotas.charge_upload(who.key_id, size, who.limits)
+    return state.jobs.submit(job_request, who)
 
 
 def _accepted(request: Request, submitted: Submitted) -> JSONResponse:

@@ -22,10 +22,13 @@ from types import TracebackType
 from typing import Mapping, Self, Sequence
 
 import httpx
+import redis
 from amqp.exceptions import AMQPError
 from kombu import Connection
 from kombu.exceptions import OperationalError
 
+from coordinator.background import heartbeat_check
+from coordinator.farm import coordinator_command
 from pipeline.stages import STAGE_NAMES
 from tests.farm import delete_broker_objects, farm_env, settings_from
 from tests.faults.ports import free_port
@@ -53,14 +56,13 @@ class FarmServices:
 
 
 class Coordinator(Service):
-    """The API process (uvicorn); it answers once ``/healthz`` does."""
+    """The API process (uvicorn, with ``coordinator.workers`` processes); it answers once ``/healthz`` does."""
 
     start_timeout = 60.0
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.port = free_port()
-        command = [sys.executable, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
-                   "--host", "127.0.0.1", "--port", str(self.port), "--timeout-graceful-shutdown", "5"]
+        command = coordinator_command(settings_from(dict(env)), "127.0.0.1", self.port)
         super().__init__(ManagedProcess("coordinator", command, log_path, env=env, cwd=REPO, grace=20.0))
 
     @property
@@ -72,6 +74,32 @@ class Coordinator(Service):
 
     def connection_errors(self) -> tuple[type[BaseException], ...]:
         return (httpx.HTTPError,)
+
+
+class Background(Service):
+    """``talkfarm-admin background`` (with ``coordinator.background = "separate"``): ready once its
+    heartbeat in the results Redis says its event consumer is healthy."""
+
+    start_timeout = 60.0
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.settings = settings_from(dict(env))
+        command = [sys.executable, "-m", "coordinator.admin", "background"]
+        super().__init__(ManagedProcess("coordinator-background", command, log_path, env=env, cwd=REPO, grace=20.0))
+
+    @property
+    def url(self) -> str:
+        return self.settings.redis.results_url
+
+    def answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_timeout=2)
+        try:
+            return heartbeat_check(self.settings, client) == "ok"
+        finally:
+            client.close()
+
+    def connection_errors(self) -> tuple[type[BaseException], ...]:
+        return (redis.RedisError,)
 
 
 class StageWorker(Service):
@@ -169,6 +197,8 @@ class FaultFarm:
         self.token = ""  # the farm's API key, made by ``upgrade_database``
         logs = root / "logs"
         self.coordinator = Coordinator(self.env, logs / "coordinator.log")
+        self.background = Background(self.env, logs / "coordinator-background.log") \
+            if self.settings.coordinator.background == "separate" else None
         self.workers = {stage: StageWorker(stage, self.env, logs / f"worker-{stage}.log",
                                            self.settings.queue_name(stage), (worker_args or {}).get(stage, ()))
                         for stage in stages}
@@ -185,8 +215,9 @@ class FaultFarm:
         return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def parts(self) -> list[Service]:
-        """The coordinator, then the workers."""
-        return [self.coordinator, *self.workers.values()]
+        """The coordinator (and its background process), then the workers."""
+        background = [self.background] if self.background is not None else []
+        return [self.coordinator, *background, *self.workers.values()]
 
     def admin(self, *args: str) -> str:
         """``talkfarm-admin ARGS`` with the farm's settings; its output."""
@@ -228,6 +259,8 @@ class FaultFarm:
         """Wait for every worker (consumer and warm-up) and for ``/readyz`` to answer 200."""
         for worker in self.workers.values():
             worker.wait_ready(timeout)
+        if self.background is not None:
+            self.background.wait_ready(timeout)
         self.coordinator.wait_ready(timeout)
         wait_until(self.readyz_ok, timeout, "/readyz to answer 200", interval=0.2, ignore=(httpx.HTTPError,),
                    detail=self.coordinator.process.log_tail)
