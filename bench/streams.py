@@ -234,7 +234,8 @@ def pooled_renderer(net: torch.nn.Module, scratch: Path,
     ENCODER_PIDS.update(p.pid for p in getattr(encoders, "_procs", []) if p.pid)
     options = {"batch_size": args.batch_size, "first_batch": args.first_batch, "frames_ahead": args.frames_ahead,
                "max_wait": args.max_wait_ms / 1000, "preset": args.preset, "poll": args.poll_ms / 1000,
-               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache, "setup_slots": args.setup_slots}
+               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache, "setup_slots": args.setup_slots,
+               "mel_first_processes": args.mel_first_processes}
     if args.switch_ms > 0:
         options["switch_interval"] = args.switch_ms / 1000
     if args.tune:
@@ -574,6 +575,8 @@ def main() -> None:
                         help="processes computing mel windows after the first batch (0: the render thread)")
     parser.add_argument("--setup-cache", type=int, default=64,
                         help="uploaded faces and paste targets the engine keeps (0: none, uploaded per render)")
+    parser.add_argument("--mel-first-processes", type=int, default=0,
+                        help="processes computing a render's first batch of mel windows (0: the render thread)")
     parser.add_argument("--setup-slots", type=int, default=2, help="renders that prepare at once (0: no limit)")
     parser.add_argument("--switch-ms", type=float, default=0.0,
                         help="the interpreter's GIL switch interval while the engine runs (0: the engine's default)")
