@@ -575,7 +575,7 @@ def main() -> None:
                         help="processes computing mel windows after the first batch (0: the render thread)")
     parser.add_argument("--setup-cache", type=int, default=64,
                         help="uploaded faces and paste targets the engine keeps (0: none, uploaded per render)")
-    parser.add_argument("--mel-first-processes", type=int, default=0,
+    parser.add_argument("--mel-first-processes", type=int, default=4,
                         help="processes computing a render's first batch of mel windows (0: the render thread)")
     parser.add_argument("--setup-slots", type=int, default=2, help="renders that prepare at once (0: no limit)")
     parser.add_argument("--switch-ms", type=float, default=0.0,

@@ -10,11 +10,21 @@ A segment's first frame waits for as little of the render process's Python as
 possible, since every render thread of the process shares one GIL and a wave of
 segments that start together queues for it:
 
-* Mel windows may come as ``mel.SegmentWindows``: the render computes only its first
-  batch's windows before it is planned; the rest are computed afterwards in a small
-  pool of processes (``mel_processes``; no GIL of ours), or by the render thread
-  itself after its first batch is planned (``mel_processes=0``). The planner gives a
-  render no more frames than it has windows for.
+* Mel windows may come as ``mel.SegmentWindows``: only the first batch's windows are
+  computed before the render is planned, from the speech alone in one of a few
+  processes kept for first windows (``mel_first_processes``; resampling included, no
+  GIL of ours, never queued behind bulk work), or by the render thread itself
+  (``mel_first_processes=0``); the rest afterwards in another small pool of processes
+  (``mel_processes``), or by the render thread once its first batch is planned
+  (``mel_processes=0``). The planner gives a render no more frames than it has
+  windows for.
+* What still runs on the render thread before its render is planned (the setup
+  below) runs in one of ``setup_slots`` slots: a few renders at a time, each quickly,
+  rather than a wave of them all at once, each slowly, with the feeder waiting for
+  the GIL behind them.
+* The encoder's opening (the portrait and the speech go to its process) is queued to
+  that process's sender thread (``encoder_pool``): no render waits for a busy encoder.
+* A batch's parts that share an upload are one face copy and one paste-back.
 * What a render uploads depends only on its face box, the portrait inside it and the
   mask, so it is kept per those (``setup_cache`` entries, keyed by a hash of them):
   a stream's next segments, and other streams of the same portrait, upload nothing.
@@ -93,8 +103,9 @@ class EngineOptions:
     # 0: the render thread computes them itself once its first batch is planned.
     mel_processes: int = 2
     # Processes that compute the first batch's windows (resampling included), ahead of any bulk work; 0: the render
-    # thread computes them (inside its setup slot).
-    mel_first_processes: int = 0
+    # thread computes them (inside its setup slot). On the H200 machine 4 took the 95th percentile of first frames
+    # at 100 streams starting together from 326 to 117 ms (BENCHMARKS.md, issue 16, third pass).
+    mel_first_processes: int = 4
     setup_cache: int = 64  # renders' uploaded faces and paste targets kept, per face box, portrait and mask
     # Renders that prepare at once (first windows, uploads, the encoder's opening; 0: no limit). Every render
     # thread's Python shares the GIL with the feeder: a hundred preparing together each took a hundredth of
