@@ -26,9 +26,10 @@ How segments arrive (``--arrivals``, each pattern reported on its own):
   of streams that come and go. A stream is real-time here when its segments' renders
   took no longer than their speech (frames / render seconds ≥ 25).
 
-With this checkout's engine the stream thread only resamples the speech and hands the
-engine a ``mel.SegmentWindows`` (first batch's windows before the render starts, the
-rest meanwhile); with an older checkout's it computes every window first.
+With this checkout's engine the stream thread hands the engine the speech as a
+``mel.SegmentWindows`` (the engine resamples it and computes the first batch's windows
+before the render starts, in its first-windows processes, and the rest meanwhile), as
+the backend does; with an older checkout's it resamples and computes every window first.
 
 ``--pipeline pooled`` renders through ``RenderEngine`` (the GPU machine's pipeline:
 first frames first, paste-back in torch, encoder processes), ``threaded`` through the
