@@ -26,9 +26,10 @@ How segments arrive (``--arrivals``, each pattern reported on its own):
   of streams that come and go. A stream is real-time here when its segments' renders
   took no longer than their speech (frames / render seconds ≥ 25).
 
-With this checkout's engine the stream thread only resamples the speech and hands the
-engine a ``mel.SegmentWindows`` (first batch's windows before the render starts, the
-rest meanwhile); with an older checkout's it computes every window first.
+With this checkout's engine the stream thread hands the engine the speech as a
+``mel.SegmentWindows`` (the engine resamples it and computes the first batch's windows
+before the render starts, in its first-windows processes, and the rest meanwhile), as
+the backend does; with an older checkout's it resamples and computes every window first.
 
 ``--pipeline pooled`` renders through ``RenderEngine`` (the GPU machine's pipeline:
 first frames first, paste-back in torch, encoder processes), ``threaded`` through the
@@ -234,7 +235,8 @@ def pooled_renderer(net: torch.nn.Module, scratch: Path,
     ENCODER_PIDS.update(p.pid for p in getattr(encoders, "_procs", []) if p.pid)
     options = {"batch_size": args.batch_size, "first_batch": args.first_batch, "frames_ahead": args.frames_ahead,
                "max_wait": args.max_wait_ms / 1000, "preset": args.preset, "poll": args.poll_ms / 1000,
-               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache, "setup_slots": args.setup_slots}
+               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache, "setup_slots": args.setup_slots,
+               "mel_first_processes": args.mel_first_processes}
     if args.switch_ms > 0:
         options["switch_interval"] = args.switch_ms / 1000
     if args.tune:
@@ -574,6 +576,8 @@ def main() -> None:
                         help="processes computing mel windows after the first batch (0: the render thread)")
     parser.add_argument("--setup-cache", type=int, default=64,
                         help="uploaded faces and paste targets the engine keeps (0: none, uploaded per render)")
+    parser.add_argument("--mel-first-processes", type=int, default=4,
+                        help="processes computing a render's first batch of mel windows (0: the render thread)")
     parser.add_argument("--setup-slots", type=int, default=2, help="renders that prepare at once (0: no limit)")
     parser.add_argument("--switch-ms", type=float, default=0.0,
                         help="the interpreter's GIL switch interval while the engine runs (0: the engine's default)")

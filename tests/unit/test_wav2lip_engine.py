@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +40,8 @@ def engine(net: TinyWav2Lip):
     prepared = optimize(torch.jit.trace(net, (torch.zeros(2, 1, 80, 16), torch.zeros(2, 6, SIZE, SIZE))),
                         NetworkOptions(device="cpu", compile="off"))
     engine = RenderEngine(prepared, SIZE, encoders,
-                          EngineOptions(batch_size=16, first_batch=4, frames_ahead=8, crf=0, preset="ultrafast"))
+                          EngineOptions(batch_size=16, first_batch=4, frames_ahead=8, crf=0, preset="ultrafast",
+                                        mel_processes=1, mel_first_processes=0))  # the tests choose the paths
     yield engine
     engine.close()
     encoders.close()
@@ -117,11 +120,14 @@ class _SlowWindows(SegmentWindows):
         return super().compute(end)
 
 
-@pytest.mark.parametrize("mel_processes", [0, 1])
+@pytest.mark.parametrize("mel_processes, first_in_process", [(0, False), (1, False), (1, True)])
 def test_lazy_windows_render_the_same_video_as_whole_windows(engine: RenderEngine, portrait: np.ndarray,
                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             mel_processes: int):
+                                                             mel_processes: int, first_in_process: bool):
     monkeypatch.setattr(engine, "options", replace(engine.options, mel_processes=mel_processes))
+    if first_in_process:  # as the engine makes it for mel_first_processes=1
+        first_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        monkeypatch.setattr(engine, "_first_pool", first_pool)
     speech = (0.3 * np.random.default_rng(5).standard_normal(16_000 * 30 // FPS)).astype(np.float32)
     frames, mask = 30, feather_mask(BOX)
     audio = np.zeros(frames * RATE // FPS, np.float32)
@@ -134,6 +140,8 @@ def test_lazy_windows_render_the_same_video_as_whole_windows(engine: RenderEngin
     for got, expected in zip(decoded(tmp_path / "lazy.mp4"), decoded(tmp_path / "whole.mp4"), strict=True):
         difference = np.abs(got.astype(np.int16) - expected.astype(np.int16))
         assert difference.max() <= 4 and difference.mean() < 0.01  # batches of other sizes: float rounding
+    if first_in_process:
+        first_pool.shutdown()
 
 
 def test_renders_of_one_portrait_share_one_upload(engine: RenderEngine, portrait: np.ndarray, tmp_path: Path):

@@ -149,3 +149,13 @@ def test_segment_windows_resample_speech_at_another_rate_at_their_first_computat
     lazy = SegmentWindows(speech, 50, 25, sample_rate=24_000)
     lazy.compute(50)
     assert np.array_equal(lazy.array, mel_windows(melspectrogram(resample(speech, 24_000, RATE)), 50, 25))
+
+
+def test_a_process_given_the_speech_alone_computes_the_same_windows():
+    from contracts.audio import resample
+    from workers.animation.wav2lip.mel import speech_range
+
+    speech = (0.3 * np.random.default_rng(4).standard_normal(24_000)).astype(np.float32)
+    whole = mel_windows(melspectrogram(resample(speech, 24_000, RATE)), 25, 25)
+    assert np.array_equal(speech_range(speech, 24_000, 25, 25, 0, 8), whole[:8])
+    assert np.array_equal(speech_range(speech, 24_000, 25, 25, 8, 25), whole[8:])

@@ -10,11 +10,21 @@ A segment's first frame waits for as little of the render process's Python as
 possible, since every render thread of the process shares one GIL and a wave of
 segments that start together queues for it:
 
-* Mel windows may come as ``mel.SegmentWindows``: the render computes only its first
-  batch's windows before it is planned; the rest are computed afterwards in a small
-  pool of processes (``mel_processes``; no GIL of ours), or by the render thread
-  itself after its first batch is planned (``mel_processes=0``). The planner gives a
-  render no more frames than it has windows for.
+* Mel windows may come as ``mel.SegmentWindows``: only the first batch's windows are
+  computed before the render is planned, from the speech alone in one of a few
+  processes kept for first windows (``mel_first_processes``; resampling included, no
+  GIL of ours, never queued behind bulk work), or by the render thread itself
+  (``mel_first_processes=0``); the rest afterwards in another small pool of processes
+  (``mel_processes``), or by the render thread once its first batch is planned
+  (``mel_processes=0``). The planner gives a render no more frames than it has
+  windows for.
+* What still runs on the render thread before its render is planned (the setup
+  below) runs in one of ``setup_slots`` slots: a few renders at a time, each quickly,
+  rather than a wave of them all at once, each slowly, with the feeder waiting for
+  the GIL behind them.
+* The encoder's opening (the portrait and the speech go to its process) is queued to
+  that process's sender thread (``encoder_pool``): no render waits for a busy encoder.
+* A batch's parts that share an upload are one face copy and one paste-back.
 * What a render uploads depends only on its face box, the portrait inside it and the
   mask, so it is kept per those (``setup_cache`` entries, keyed by a hash of them):
   a stream's next segments, and other streams of the same portrait, upload nothing.
@@ -66,7 +76,7 @@ import torch
 from contracts.errors import TransientError
 from workers.animation.encoder_pool import EncodeHandle, EncoderPool, EncodeSpec
 from workers.animation.wav2lip.face import CropBox, face_input
-from workers.animation.wav2lip.mel import SegmentWindows, compute_range, warm
+from workers.animation.wav2lip.mel import SegmentWindows, speech_range, warm
 from workers.animation.wav2lip.network import PreparedNetwork
 from workers.animation.wav2lip.planner import BatchPlanner, Part
 from workers.animation.wav2lip.torch_paste import PasteTarget, upload
@@ -92,6 +102,10 @@ class EngineOptions:
     # Processes that compute the mel windows after a render's first batch (``mel.SegmentWindows``);
     # 0: the render thread computes them itself once its first batch is planned.
     mel_processes: int = 2
+    # Processes that compute the first batch's windows (resampling included), ahead of any bulk work; 0: the render
+    # thread computes them (inside its setup slot). On the H200 machine 4 took the 95th percentile of first frames
+    # at 100 streams starting together from 326 to 117 ms (BENCHMARKS.md, issue 16, third pass).
+    mel_first_processes: int = 4
     setup_cache: int = 64  # renders' uploaded faces and paste targets kept, per face box, portrait and mask
     # Renders that prepare at once (first windows, uploads, the encoder's opening; 0: no limit). Every render
     # thread's Python shares the GIL with the feeder: a hundred preparing together each took a hundredth of
@@ -158,6 +172,7 @@ class RenderEngine:
         self._setups: OrderedDict[Hashable, tuple[torch.Tensor, PasteTarget]] = OrderedDict()
         self._setup_lock = threading.Lock()
         self._mel_pool: Executor | None = None
+        self._first_pool: Executor | None = None
         self._mel_lock = threading.Lock()
         self._gate: Any = (threading.BoundedSemaphore(options.setup_slots) if options.setup_slots > 0
                            else contextlib.nullcontext())
@@ -173,6 +188,11 @@ class RenderEngine:
         if pool is not None:
             for _ in range(self.options.mel_processes):
                 pool.submit(warm)
+        if options.mel_first_processes > 0:
+            self._first_pool = ProcessPoolExecutor(options.mel_first_processes,
+                                                   mp_context=multiprocessing.get_context("spawn"))
+            for _ in range(options.mel_first_processes):
+                self._first_pool.submit(warm)
 
     def _host(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         return torch.empty(shape, dtype=dtype, pin_memory=self._cuda)
@@ -189,6 +209,8 @@ class RenderEngine:
         """
         started = time.monotonic()
         source = windows if isinstance(windows, SegmentWindows) else None
+        if source is not None and self._first_pool is not None:
+            self._first_windows(source, self._first_pool)
         with self._gate:  # a few renders prepare at a time, each quickly, rather than all of them slowly
             if source is not None:
                 source.compute(self._planner.first_batch)
@@ -253,14 +275,23 @@ class RenderEngine:
                                                      mp_context=multiprocessing.get_context("spawn"))
             return self._mel_pool
 
+    def _first_windows(self, source: SegmentWindows, pool: Executor) -> None:
+        """The first batch's windows from a first-windows process (here, if it fails)."""
+        try:
+            first = pool.submit(speech_range, source.samples, source.sample_rate, source.frames, source.fps, 0,
+                                min(source.frames, self._planner.first_batch), source.params).result(timeout=60)
+            source.put(0, first)
+        except Exception as e:  # computed in the setup slot instead
+            log.warning("first mel windows in a process failed (%s: %s)", type(e).__name__, e)
+
     def _complete(self, source: SegmentWindows) -> None:
         """The rest of a render's mel windows, in the mel processes (or here if they fail or there are none)."""
         pool = self._pool()
         start = source.ready
         if pool is not None:
             try:
-                rest = pool.submit(compute_range, source.padded, source.frames, source.fps, start, source.frames,
-                                   source.params).result(timeout=60)
+                rest = pool.submit(speech_range, source.samples, source.sample_rate, source.frames, source.fps,
+                                   start, source.frames, source.params).result(timeout=60)
                 source.put(start, rest)
             except Exception as e:  # a broken or closed pool: the windows are still needed
                 log.warning("mel windows in the mel processes failed (%s: %s); computing them here",
@@ -303,9 +334,10 @@ class RenderEngine:
         self._drain_queue.put(None)
         self._drainer.join(10)
         with self._mel_lock:
-            pool, self._mel_pool = self._mel_pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools, self._mel_pool, self._first_pool = (self._mel_pool, self._first_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- the feeder thread ----
 

@@ -208,8 +208,8 @@ class SegmentWindows:
         self.params = params
         self.frames = frames
         self.fps = fps
-        self._samples: np.ndarray | None = samples
-        self._rate = sample_rate or params.sample_rate
+        self.samples = samples
+        self.sample_rate = sample_rate or params.sample_rate
         self._padded: np.ndarray | None = None
         self.array = np.empty((frames, 1, params.n_mels, params.window_steps), dtype=np.float32)
         self.ready = 0
@@ -218,13 +218,7 @@ class SegmentWindows:
     def padded(self) -> np.ndarray:
         """The pre-emphasised speech at the network's rate with the STFT's padding (made at first use)."""
         if self._padded is None:
-            samples = self._samples
-            assert samples is not None
-            if self._rate != self.params.sample_rate:
-                from contracts.audio import resample
-
-                samples = resample(samples, self._rate, self.params.sample_rate)
-            self._padded, self._samples = _padded(samples, self.params), None
+            self._padded = _resampled_padded(self.samples, self.sample_rate, self.params)
         return self._padded
 
     def __len__(self) -> int:
@@ -243,6 +237,20 @@ class SegmentWindows:
             raise ValueError(f"windows must come in order: got {start}, expected {self.ready}")
         self.array[start:start + len(windows)] = windows
         self.ready = start + len(windows)
+
+
+def _resampled_padded(samples: np.ndarray, sample_rate: int, params: MelParams) -> np.ndarray:
+    if sample_rate != params.sample_rate:
+        from contracts.audio import resample
+
+        samples = resample(samples, sample_rate, params.sample_rate)
+    return _padded(samples, params)
+
+
+def speech_range(samples: np.ndarray, sample_rate: int, frames: int, fps: float, start: int, end: int,
+                 params: MelParams = WAV2LIP) -> np.ndarray:
+    """``compute_range`` from the speech itself (resampled here): what a process is given, the speech alone."""
+    return compute_range(_resampled_padded(samples, sample_rate, params), frames, fps, start, end, params)
 
 
 def warm() -> bool:
