@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from contracts.errors import ModelMissingError, PermanentError
-from contracts.settings import Settings
+from contracts.settings import AnimationSettings, Settings
 from workers.animation.base import AnimationBackend, AnimationCapabilities, RenderRequest, RenderResult, registry
 from workers.animation.encoder import EncoderOptions, frame_count
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from workers.animation.encoder_pool import EncoderPool
     from workers.animation.portrait_cache import PortraitPreparer
     from workers.animation.wav2lip.batcher import FrameBatcher
-    from workers.animation.wav2lip.engine import RenderEngine
+    from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
     from workers.animation.wav2lip.face import CropOptions
     from workers.animation.wav2lip.runner import LipSyncModel
 
@@ -157,17 +157,12 @@ class Wav2LipAnimator(AnimationBackend):
 
     def _start_engine(self, model: LipSyncModel) -> tuple[RenderEngine, EncoderPool]:
         from workers.animation.encoder_pool import EncoderPool
-        from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
+        from workers.animation.wav2lip.engine import RenderEngine
         from workers.animation.wav2lip.runner import TorchModel
 
         assert isinstance(model, TorchModel)
-        animation = self.settings.animation
-        config = animation.wav2lip
-        encoder = self.options.encoder
-        encoders = EncoderPool(config.encoder_processes)
-        options = EngineOptions(batch_size=animation.batch_size, first_batch=config.first_batch,
-                                frames_ahead=config.frames_ahead, max_wait=config.max_wait_ms / 1000.0,
-                                crf=encoder.crf, preset=encoder.preset)
+        encoders = EncoderPool(self.settings.animation.wav2lip.encoder_processes)
+        options = engine_options(self.settings.animation, self.options.encoder)
         return RenderEngine(model.network, model.face_size, encoders, options), encoders
 
     def _unload(self) -> None:
@@ -229,3 +224,15 @@ class Wav2LipAnimator(AnimationBackend):
             ):
                 writer.write(frame)
         return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)
+
+
+def engine_options(animation: AnimationSettings, encoder: EncoderOptions) -> EngineOptions:
+    """The pooled pipeline's options from the animation settings and the backend's x264 options."""
+    from workers.animation.wav2lip.engine import EngineOptions
+
+    config = animation.wav2lip
+    return EngineOptions(batch_size=animation.batch_size, first_batch=config.first_batch,
+                         frames_ahead=config.frames_ahead, max_wait=config.max_wait_ms / 1000.0,
+                         crf=encoder.crf, preset=encoder.preset, tune=encoder.tune,
+                         mel_first_processes=config.mel_first_processes, mel_processes=config.mel_processes,
+                         setup_slots=config.setup_slots)
