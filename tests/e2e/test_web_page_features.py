@@ -131,7 +131,8 @@ def ask(page: Any, question: str) -> tuple[str, dict[str, str]]:
 def test_a_recorded_question_is_heard_and_answered(page: Any, farm: Farm, spoken_wav: tuple[Path, float]) -> None:
     pick_portrait(page)
     set_persona(page)
-    record = page.get_by_role("button", name="Record with the microphone")
+    record = page.locator("#record")
+    assert record.inner_text() == "Record with the microphone"
     record.click()
     page.get_by_text("Recording… press again to stop.").wait_for()
     assert record.get_attribute("aria-pressed") == "true"
