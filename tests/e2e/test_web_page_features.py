@@ -181,6 +181,16 @@ def test_cancel_while_the_reply_is_made_then_ask_again(page: Any, farm: Farm) ->
     next_id, _ = ask(page, "Say hello.")
     assert next_id != job_id
     assert page.locator("#turns li").count() == 1
+
+    # Cancelled at once, before the farm has even accepted the job: that job is the one cancelled, not the last.
+    page.get_by_label("Type your question").fill(LONG)
+    submit(page)
+    page.get_by_role("button", name="Cancel the reply").click()
+    assert finish(page, 120_000) == "cancelled", page.locator("#status").inner_text()
+    early = farm.wait_job(page.evaluate("window.talkfarmPage.job.id"))
+    assert early["status"] == "cancelled", early
+    assert farm.wait_job(next_id)["status"] == "succeeded"
+    assert page.locator("#turns li").count() == 1
     assert not page.errors, page.errors
 
 
