@@ -292,4 +292,16 @@ def test_labels_alt_texts_and_focus_on_errors(page: Any, farm: Farm) -> None:
     assert page.evaluate("document.activeElement.id") == "text"
     assert "question-error" in (page.get_by_label("Type your question").get_attribute("aria-describedby") or "")
     page.screenshot(path=str(artifacts() / "web_page_error_focus.png"), full_page=True)
+
+    # An error of the whole form (the farm cannot be reached): said above the buttons, the focus moved to it.
+    page.get_by_label("Type your question").fill("Hello?")
+    page.route("**/v1/jobs", lambda route: route.abort())
+    page.get_by_role("button", name="Ask").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"{STATE} === 'failed'")
+    page.unroute("**/v1/jobs")
+    form_error = page.get_by_role("alert").filter(has_text="The farm could not be reached.")
+    assert form_error.is_visible()
+    assert page.evaluate("document.activeElement.id") == "form-error"
+    assert page.get_by_role("button", name="Ask").is_enabled()
     assert not page.errors, page.errors
