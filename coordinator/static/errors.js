@@ -7,7 +7,9 @@ import { $ } from "./state.js";
 const ERROR_BOXES = { portrait: "portrait-error", question: "question-error", voice: "voice-error",
                       key: "key-error", form: "form-error" };
 const FIELDS = { portrait: "portrait-field", question: "question-field", voice: "voice-field" };
-const FOCUS = { portrait: "portrait", question: "text", voice: "voice", key: "api-key", form: "submit" };
+// An error of the whole form has no input to go back to: the focus goes to its words (tabindex=-1), read out
+// there, and the next Tab reaches the buttons. (The Ask button is disabled while a question is being sent.)
+const FOCUS = { portrait: "portrait", question: "text", voice: "voice", key: "api-key", form: "form-error" };
 
 export function showError(where, words, focus = true) {
   const box = $(ERROR_BOXES[where]);

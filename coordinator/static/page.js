@@ -39,6 +39,12 @@ async function loadVoices() {
 function busy(on) {
   $("submit").disabled = on;
   $("cancel").hidden = !on;
+  $("cancel").disabled = false;
+}
+
+// DELETE the job being made. Pressed before the farm has accepted it, the cancel waits for its ID.
+async function cancelJob() {
+  try { await call("DELETE", page.job.urls.job); } catch (error) { showApiError(error); }
 }
 
 $("ask").addEventListener("submit", async (e) => {
@@ -64,6 +70,8 @@ $("ask").addEventListener("submit", async (e) => {
   if ($("voice").value) form.append("voice", $("voice").value);
   if ($("language").value) form.append("language", $("language").value);
   form.append("stream", "true");
+  page.cancelRequested = false;
+  page.job = null;  // a cancel from now on is for this question's job, not the last one
   busy(true);
   setStatus("submitting", "Sending…");
   page.timings = { submit: performance.now() };
@@ -78,7 +86,12 @@ $("ask").addEventListener("submit", async (e) => {
     page.sessionId = accepted.session_id;
     page.job = { id: accepted.job_id, urls: accepted.urls, status: accepted.status, mode };
     resetAnswer(mode, spoken);
-    setStatus("working", accepted.cached ? "Answered from the cache." : "Making the reply…");
+    if (page.cancelRequested) {
+      setStatus("cancelling", "Cancelling…");
+      cancelJob();  // the events then end with the job cancelled
+    } else {
+      setStatus("working", accepted.cached ? "Answered from the cache." : "Making the reply…");
+    }
     $("answer").scrollIntoView({ block: "start", behavior: "smooth" });
     await follow(page.job);
   } catch (error) {
@@ -92,11 +105,10 @@ $("ask").addEventListener("submit", async (e) => {
 });
 
 $("cancel").addEventListener("click", async () => {
-  if (!page.job) return;
   $("cancel").disabled = true;
   setStatus("cancelling", "Cancelling…");
-  try { await call("DELETE", page.job.urls.job); } catch (error) { showApiError(error); }
-  $("cancel").disabled = false;
+  page.cancelRequested = true;
+  if (page.job && !TERMINAL.includes(page.job.status)) await cancelJob();
 });
 
 $("new-session").addEventListener("click", () => {

@@ -75,8 +75,12 @@ $("save-avatar").addEventListener("click", async () => {
     const label = `${page.portrait.name} (saved ${new Date().toLocaleString()})`;
     localStorage.setItem(AVATARS, JSON.stringify([...savedAvatars(), { id: avatar.avatar_id, label }]));
     listAvatars();
+    // From now on the saved avatar is sent by its ID: the photo is not uploaded again with each question.
     $("avatar").value = avatar.avatar_id;
-    $("portrait-status").textContent = "Saved as an avatar: pick it from the list next time.";
+    page.portrait = null;
+    $("portrait").value = "";
+    $("save-avatar").disabled = true;
+    $("portrait-status").textContent = "Saved as an avatar: the next questions use it, and it stays in the list.";
   } catch (error) { showApiError(error); }
 });
 

@@ -10,6 +10,7 @@ export const page = {
   recorder: null,
   sessionId: null,
   job: null,             // the job being made: {id, urls, status, mode}
+  cancelRequested: false, // "Cancel the reply" was pressed for the question being sent
   stopPlayer: null,
   turns: 0,
   timings: {},           // performance.now() marks: submit, accepted, firstSegment, firstFrame, done
