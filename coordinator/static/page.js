@@ -115,6 +115,12 @@ $("new-session").addEventListener("click", () => {
   page.sessionId = null;
   page.turns = 0;
   $("turns").replaceChildren();
+  if (!page.job || TERMINAL.includes(page.job.status)) {
+    // The last answer belonged to the old conversation: clear it away (a reply still being made stays).
+    if (page.stopPlayer) page.stopPlayer();
+    page.stopPlayer = null;
+    $("answer").hidden = true;
+  }
   $("session-status").textContent = "New session: the next question starts a new conversation.";
   $("text").value = "";
   dropRecording();

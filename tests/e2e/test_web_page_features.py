@@ -243,6 +243,7 @@ def test_a_conversation_of_two_turns_its_videos_the_download_and_a_new_session(
     page.get_by_role("button", name="New session").click()
     assert turns.count() == 0
     assert page.evaluate("window.talkfarmPage.sessionId") is None
+    assert page.locator("#answer").is_hidden()  # the old conversation's answer is cleared away
     assert page.locator("#session-status").inner_text().startswith("New session")
     assert page.evaluate("document.activeElement.id") == "text"
 
