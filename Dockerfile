@@ -1,5 +1,5 @@
 # One recipe for every talkfarm image; each compose service builds it with its own arguments.
-#   EXTRAS:      the setup.cfg extras of the process (asr, llm, tts, zh, animation, wav2lip, postgres, flower)
+#   EXTRAS:      the setup.cfg extras of the process (asr, llm, tts, zh, animation, wav2lip, postgres, facecheck, flower)
 #   STAGE:       for a stage worker, the stage whose embedded models are prepared into the image and
 #                loaded once, as the runtime user, before the image is accepted
 #   TORCH_LOCAL: the local label of the torch build for images that need torch (llm, wav2lip):

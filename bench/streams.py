@@ -1,6 +1,7 @@
 """Concurrent real-time talking streams end to end: speech in, MP4 segments out, on one machine.
 
     python -m bench.streams [--streams 16 64 128 160] [--segments 2] [--seconds 4] [--pipeline pooled]
+                            [--arrivals together staggered]
 
 Each stream is one talking head answering in ``--segments`` sentence segments of
 ``--seconds`` of speech each, rendered one after another as a streamed reply's
@@ -11,7 +12,24 @@ face-like (``--content face``, see ``FaceLike``): a random network's own output 
 nearly constant grey patch, the cheapest thing to encode, so the pasted lower face is
 the portrait's own, moved by the speech every frame, in the real face box (from
 dlib's landmarks of this portrait, fixed here because the GPU machine has no dlib
-models). Streams start spread over ``--ramp`` seconds, all run at once.
+models).
+
+How segments arrive (``--arrivals``, each pattern reported on its own):
+
+* ``together``: streams start spread over ``--ramp`` seconds (1 s), and each renders
+  its segments back to back, the next one's speech there as soon as the last video
+  is done: a wave of segments that start together, the worst case for first frames.
+* ``staggered``: streams start spread over ``--stagger`` seconds (one segment's
+  length by default), and segment k of a stream arrives ``k * --seconds`` after the
+  stream's start, as a streamed reply's TTS hands sentences over at playback pace
+  (or once the stream's previous video is done, if that is later): the steady state
+  of streams that come and go. A stream is real-time here when its segments' renders
+  took no longer than their speech (frames / render seconds ≥ 25).
+
+With this checkout's engine the stream thread hands the engine the speech as a
+``mel.SegmentWindows`` (the engine resamples it and computes the first batch's windows
+before the render starts, in its first-windows processes, and the rest meanwhile), as
+the backend does; with an older checkout's it resamples and computes every window first.
 
 ``--pipeline pooled`` renders through ``RenderEngine`` (the GPU machine's pipeline:
 first frames first, paste-back in torch, encoder processes), ``threaded`` through the
@@ -47,6 +65,11 @@ import torch
 from contracts.audio import resample
 from workers.animation.wav2lip.face import CropBox, feather_mask
 from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
+
+try:  # this checkout's lazy windows; an older checkout's engine takes only whole arrays
+    from workers.animation.wav2lip.mel import SegmentWindows
+except ImportError:  # pragma: no cover - older checkouts
+    SegmentWindows = None  # type: ignore[assignment,misc]
 from workers.animation.wav2lip.reference_net import Wav2Lip, export_torchscript
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "portrait.png"
@@ -54,6 +77,7 @@ PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "portrait.pn
 FACE_BOX = CropBox(left=173, top=64, right=278, bottom=186)
 FPS = 25
 RATE = 24_000  # the rate the animation stage decodes speech at
+ENCODER_PIDS: set[int] = set()  # the encoder pool's processes; other children are the engine's mel processes
 
 
 def speech_like(seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
@@ -121,6 +145,17 @@ def windows_of(audio: np.ndarray) -> np.ndarray:
     """What the backend does with a segment's speech before the network (resample, mel, windows)."""
     frames = max(1, int(round(len(audio) * FPS / RATE)))
     return mel_windows(melspectrogram(resample(audio, RATE, WAV2LIP.sample_rate)), frames, FPS)
+
+
+def segment_windows(audio: np.ndarray, lazy: bool) -> Any:
+    """What the backend hands the engine: ``SegmentWindows`` where this checkout has them, else every window."""
+    if not lazy or SegmentWindows is None:
+        return windows_of(audio)
+    frames = max(1, int(round(len(audio) * FPS / RATE)))
+    try:  # resampled by whoever computes the first windows (the engine), where this checkout's can
+        return SegmentWindows(audio, frames, FPS, sample_rate=RATE)
+    except TypeError:
+        return SegmentWindows(resample(audio, RATE, WAV2LIP.sample_rate), frames, FPS)
 
 
 class Sampler:
@@ -197,8 +232,13 @@ def pooled_renderer(net: torch.nn.Module, scratch: Path,
     assert isinstance(model, TorchModel)
     print(f"pooled: {model.device}, loaded (and compiled) in {time.perf_counter() - started:.1f} s", flush=True)
     encoders = EncoderPool(args.encoders, **_accepted(EncoderPool, {"opencv_threads": args.opencv_threads}))
+    ENCODER_PIDS.update(p.pid for p in getattr(encoders, "_procs", []) if p.pid)
     options = {"batch_size": args.batch_size, "first_batch": args.first_batch, "frames_ahead": args.frames_ahead,
-               "max_wait": args.max_wait_ms / 1000, "preset": args.preset, "poll": args.poll_ms / 1000}
+               "max_wait": args.max_wait_ms / 1000, "preset": args.preset, "poll": args.poll_ms / 1000,
+               "mel_processes": args.mel_processes, "setup_cache": args.setup_cache, "setup_slots": args.setup_slots,
+               "mel_first_processes": args.mel_first_processes}
+    if args.switch_ms > 0:
+        options["switch_interval"] = args.switch_ms / 1000
     if args.tune:
         options["tune"] = args.tune
     engine = RenderEngine(model.network, model.face_size, encoders, EngineOptions(**_accepted(EngineOptions, options)))
@@ -251,10 +291,13 @@ def threaded_renderer(net: torch.nn.Module, scratch: Path,
     return render, batcher.close
 
 
-def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    """``count`` streams at once; each renders its segments one after another."""
+def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch: Path,
+                arrivals: str = "together") -> dict[str, Any]:
+    """``count`` streams at once; each renders its segments one after another, as ``arrivals`` says."""
     audio = [speech_like(args.seconds, seed) for seed in range(8)]
     frames_per_segment = len(windows_of(audio[0]))
+    staggered = arrivals == "staggered"
+    spread = (args.stagger if args.stagger > 0 else args.seconds) if staggered else args.ramp
     streams: list[dict[str, Any]] = [{} for _ in range(count)]
     segments: list[dict[str, float]] = []
     errors: list[str] = []
@@ -263,15 +306,18 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
 
     def stream(index: int) -> None:
         threading.current_thread().name = f"stream-{index}"
-        time.sleep(args.ramp * index / max(1, count))
+        time.sleep(spread * index / max(1, count))
         started = time.monotonic()
         frames = 0
+        rendering = 0.0
         for segment in range(args.segments):
             k = (index + segment) % len(audio)
             output = str(scratch / f"s{index}-{segment}.mp4")
+            if staggered:  # the next sentence's speech comes at playback pace
+                time.sleep(max(0.0, started + segment * args.seconds - time.monotonic()))
             arrived = time.monotonic()  # the segment's speech is here: from now on the user waits
             try:
-                speech_windows = windows_of(audio[k])  # in the render thread, as the backend does
+                speech_windows = segment_windows(audio[k], args.mel == "lazy")  # in the render thread, as the backend
                 before = time.monotonic() - arrived
                 phases = render(audio[k], speech_windows, output)
             except Exception as e:  # reported with the results
@@ -279,12 +325,14 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
                     errors.append(f"{type(e).__name__}: {e}")
                 return
             frames += frames_per_segment
+            took = time.monotonic() - arrived
+            rendering += took
             with lock:
                 segments.append({"mel_s": before, **{f"{k}_s": before + v for k, v in phases.items()},
-                                 "segment_s": time.monotonic() - arrived})
+                                 "segment_s": took})
             os.unlink(output)
         streams[index] = {"start": started - origin, "end": time.monotonic() - origin, "frames": frames,
-                          "cpu_s": time.thread_time()}
+                          "rendering": rendering, "cpu_s": time.thread_time()}
 
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(count)]
     profile = CpuProfile() if args.profile else None
@@ -294,7 +342,9 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
         for thread in threads:
             thread.join()
     done = [s for s in streams if s]
-    fps = [s["frames"] / (s["end"] - s["start"]) for s in done]
+    # Together: frames over the stream's wall time (its segments back to back). Staggered: over the time its
+    # renders took (the waits for the next sentence are playback, not rendering).
+    fps = [s["frames"] / (s["rendering"] if staggered else s["end"] - s["start"]) for s in done]
     wall = max(s["end"] for s in done) - min(s["start"] for s in done) if done else 0.0
     ready = sorted(s["ready_s"] for s in segments)
     encoded = sorted(s["encoded_s"] for s in segments)
@@ -306,13 +356,19 @@ def run_streams(render: Renderer, count: int, args: argparse.Namespace, scratch:
     if segments:  # the median of each step of a segment's first frame, ms (those this renderer reports)
         steps = [k for k in ("mel_s", "setup_s", "launched_s", "ready_s", "encoded_s") if k in segments[0]]
         extra["first_frame_steps_ms_p50"] = {k[:-2]: pct(sorted(s[k] for s in segments), 0.5) for k in steps}
+        extra["first_frame_steps_ms_p95"] = {k[:-2]: pct(sorted(s[k] for s in segments), 0.95) for k in steps}
+        # The slowest twentieth of first frames: where their time went (mean of each step over them, ms).
+        slow = sorted(segments, key=lambda s: s["ready_s"])[-max(1, len(segments) // 20):]
+        extra["slowest_5pct_steps_ms_mean"] = {k[:-2]: round(1000 * statistics.mean(s[k] for s in slow), 1)
+                                               for k in steps}
     if profile is not None:
         frames_done = max(1, sum(s["frames"] for s in done))
         extra["cpu_ms_per_frame"] = profile.per_frame(frames_done, sum(s["cpu_s"] for s in done))
         extra["cpu_ms_per_frame"]["machine (busy cores x wall)"] = round(
             1000 * sampler.busy_cores * sampler.seconds / frames_done, 3)
     return {
-        "streams": count, "completed": len(done), "errors": errors[:5], "frames": sum(s["frames"] for s in done),
+        "streams": count, "arrivals": arrivals, "completed": len(done), "errors": errors[:5],
+        "frames": sum(s["frames"] for s in done),
         "wall_s": round(wall, 2), "total_fps": round(sum(s["frames"] for s in done) / max(wall, 1e-9), 1),
         "realtime_streams": sum(1 for f in fps if f >= FPS), "min_stream_fps": round(min(fps), 1) if fps else 0,
         "median_stream_fps": round(statistics.median(fps), 1) if fps else 0,
@@ -486,13 +542,17 @@ class CpuProfile:
             add(f"render: {name}", used)
         add("render: stream threads (mel windows, render calls)", stream_cpu)
         add("render: process total", end["total"] - self._start["total"])
+        encoders = {pid: t for pid, t in end["children"].items() if not ENCODER_PIDS or pid in ENCODER_PIDS}
         for pid, threads in end["children"].items():
             before = self._start["children"].get(pid, {})
             for tid, cpu in threads.items():
-                add("encoders: main threads" if tid == pid else "encoders: other threads",
-                    cpu - before.get(tid, 0.0))
-        groups["encoders: processes"] = len(end["children"])
-        groups["encoders: threads per process (max)"] = max((len(t) for t in end["children"].values()), default=0)
+                if pid not in encoders:
+                    add("mel processes", cpu - before.get(tid, 0.0))
+                else:
+                    add("encoders: main threads" if tid == pid else "encoders: other threads",
+                        cpu - before.get(tid, 0.0))
+        groups["encoders: processes"] = len(encoders)
+        groups["encoders: threads per process (max)"] = max((len(t) for t in encoders.values()), default=0)
         return {k: (v if k.startswith("encoders: processes") or "(max)" in k else round(1000 * v / frames, 3))
                 for k, v in sorted(groups.items())}
 
@@ -502,7 +562,25 @@ def main() -> None:
     parser.add_argument("--streams", type=int, nargs="+", default=[16, 64, 128, 160])
     parser.add_argument("--segments", type=int, default=2, help="sentence segments per stream, one after another")
     parser.add_argument("--seconds", type=float, default=4.0, help="speech per segment")
-    parser.add_argument("--ramp", type=float, default=1.0, help="streams start spread over this many seconds")
+    parser.add_argument("--ramp", type=float, default=1.0,
+                        help="together: streams start spread over this many seconds")
+    parser.add_argument("--arrivals", nargs="+", choices=["together", "staggered"], default=["together"],
+                        help="together: segments back to back, streams started within --ramp; staggered: streams "
+                             "started over --stagger seconds, a stream's segments --seconds apart")
+    parser.add_argument("--stagger", type=float, default=0.0,
+                        help="staggered: streams start spread over this many seconds (0: --seconds)")
+    parser.add_argument("--mel", choices=["lazy", "whole"], default="lazy",
+                        help="lazy: the engine gets SegmentWindows (where this checkout has them); whole: every "
+                             "window computed before the render")
+    parser.add_argument("--mel-processes", type=int, default=2,
+                        help="processes computing mel windows after the first batch (0: the render thread)")
+    parser.add_argument("--setup-cache", type=int, default=64,
+                        help="uploaded faces and paste targets the engine keeps (0: none, uploaded per render)")
+    parser.add_argument("--mel-first-processes", type=int, default=4,
+                        help="processes computing a render's first batch of mel windows (0: the render thread)")
+    parser.add_argument("--setup-slots", type=int, default=2, help="renders that prepare at once (0: no limit)")
+    parser.add_argument("--switch-ms", type=float, default=0.0,
+                        help="the interpreter's GIL switch interval while the engine runs (0: the engine's default)")
     parser.add_argument("--pipeline", choices=["pooled", "threaded"], default="pooled")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--first-batch", type=int, default=8)
@@ -554,21 +632,24 @@ def main() -> None:
         render, close = make(net, scratch, args)
         try:
             run_streams(render, 2, argparse.Namespace(**{**vars(args), "segments": 1}), scratch)  # warm-up
-            for count in args.streams:
-                row = run_streams(render, count, args, scratch)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            for arrivals in args.arrivals:
+                for count in args.streams:
+                    row = run_streams(render, count, args, scratch, arrivals)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
         finally:
             close()
+    lazy = args.mel == "lazy" and SegmentWindows is not None
     print(f"\n{args.pipeline} pipeline on {device}, {os.cpu_count()} cores; {args.segments} segments of "
-          f"{args.seconds:g} s per stream, 512 px portrait, {args.content} content, batch {args.batch_size}")
-    print(f"{'streams':>7} {'total fps':>9} {'real-time':>9} {'min fps':>7} {'first frame ms p50/p95/max':>27} "
-          f"{'encoded ms p50/p95/max':>23} {'GPU %':>5} {'cores':>5}")
+          f"{args.seconds:g} s per stream, 512 px portrait, {args.content} content, batch {args.batch_size}, "
+          f"mel windows {'lazy' if lazy else 'whole'}")
+    print(f"{'arrivals':>9} {'streams':>7} {'total fps':>9} {'real-time':>9} {'min fps':>7} "
+          f"{'first frame ms p50/p95/max':>27} {'encoded ms p50/p95/max':>23} {'GPU %':>5} {'cores':>5}")
     for r in rows:
         ready, enc = r["first_ready_ms"], r["first_encoded_ms"]
         gpu = "-" if r["gpu_util_pct"] is None else f"{r['gpu_util_pct']:.0f}"
-        print(f"{r['streams']:>7} {r['total_fps']:>9.0f} {r['realtime_streams']:>9} {r['min_stream_fps']:>7.1f} "
-              f"{ready['p50']:>9.0f}/{ready['p95']:.0f}/{ready['max']:.0f} "
+        print(f"{r['arrivals']:>9} {r['streams']:>7} {r['total_fps']:>9.0f} {r['realtime_streams']:>9} "
+              f"{r['min_stream_fps']:>7.1f} {ready['p50']:>9.0f}/{ready['p95']:.0f}/{ready['max']:.0f} "
               f"{enc['p50']:>9.0f}/{enc['p95']:.0f}/{enc['max']:.0f} {gpu:>5} {r['busy_cores']:>5.1f}")
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).parent / "results"
     out.mkdir(parents=True, exist_ok=True)

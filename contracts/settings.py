@@ -206,6 +206,12 @@ class Wav2LipSettings(BaseModel):
     frames_ahead: int = 32
     # pooled: encoder processes (x264 one thread each); 0: one per CPU core.
     encoder_processes: int = 0
+    # pooled: processes computing a render's first batch of mel windows ahead of any bulk work, and
+    # processes computing the rest after it; 0: the render thread computes them itself.
+    mel_first_processes: int = 4
+    mel_processes: int = 2
+    # pooled: renders preparing at once (first windows, face upload, encoder opened); 0: no limit.
+    setup_slots: int = 2
 
 
 class AnimationSettings(StageLimits):

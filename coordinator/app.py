@@ -1,4 +1,9 @@
-"""The FastAPI application of the coordinator (``uvicorn coordinator.app:create_app --factory``)."""
+"""The FastAPI application of the coordinator (``uvicorn coordinator.app:create_app --factory``).
+
+Besides the API it serves the web page: ``/`` is ``static/index.html`` and ``/static``
+everything the page loads (its scripts, its style, the vendored hls.js), so the page
+needs nothing from another site.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from contracts.settings import Settings, get_settings
 from coordinator.api import ROUTERS
@@ -21,7 +27,8 @@ from coordinator.observe import ObserveMiddleware, configure_logging
 from coordinator.ratelimit_headers import RateLimitHeaders
 from coordinator.state import AppState
 
-_PAGE = Path(__file__).parent / "static" / "index.html"
+_STATIC = Path(__file__).parent / "static"
+_PAGE = _STATIC / "index.html"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(metrics_router)
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     install_queue_collector(settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_upload_bytes)
     app.add_middleware(RateLimitHeaders)

@@ -6,6 +6,11 @@ segment that lands early never plays before the ones it follows. Each segment
 is its own MPEG-TS file whose timestamps start afresh, hence a discontinuity tag
 between segments. ``#EXT-X-ENDLIST`` closes the playlist once every segment has
 landed.
+
+The playlist announces blocking reload (``#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES``):
+a player asks for ``?_HLS_msn=N`` and the request is held until segment ``N`` is
+listed (``coordinator.streams.wait_for_segment``), so a new segment reaches the
+player when it lands rather than at the player's next poll, a target duration later.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ def playlist(entries: Iterable[PlaylistEntry], complete: bool, target_seconds: f
     run = playable(entries)
     target = max([math.ceil(target_seconds)] + [math.ceil(e.seconds) for e in run])
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-PLAYLIST-TYPE:EVENT",
-             f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0"]
+             f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES",
+             "#EXT-X-MEDIA-SEQUENCE:0"]
     for entry in run:
         if entry.index > 0:
             lines.append("#EXT-X-DISCONTINUITY")

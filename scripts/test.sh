@@ -10,7 +10,8 @@ source "$ROOT/scripts/bootstrap.sh"
 source "$ROOT/scripts/services.sh"
 
 bootstrap
-apt_packages postgresql docker-compose prometheus
+# chromium: the browser tests/e2e/test_web_page.py drives through Playwright (no browser download).
+apt_packages postgresql docker-compose prometheus chromium
 start_services
 if ! pg_isready -q -h 127.0.0.1 2>/dev/null; then
   say "starting PostgreSQL"

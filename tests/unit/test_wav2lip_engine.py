@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -15,6 +19,7 @@ from workers.animation.encoder import VideoWriter
 from workers.animation.encoder_pool import EncoderPool
 from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
 from workers.animation.wav2lip.face import CropBox, face_input, feather_mask, paste_back
+from workers.animation.wav2lip.mel import SegmentWindows, mel_windows, melspectrogram
 from workers.animation.wav2lip.network import NetworkOptions, optimize
 from workers.animation.wav2lip.reference_net import TinyWav2Lip
 
@@ -35,7 +40,8 @@ def engine(net: TinyWav2Lip):
     prepared = optimize(torch.jit.trace(net, (torch.zeros(2, 1, 80, 16), torch.zeros(2, 6, SIZE, SIZE))),
                         NetworkOptions(device="cpu", compile="off"))
     engine = RenderEngine(prepared, SIZE, encoders,
-                          EngineOptions(batch_size=16, first_batch=4, frames_ahead=8, crf=0, preset="ultrafast"))
+                          EngineOptions(batch_size=16, first_batch=4, frames_ahead=8, crf=0, preset="ultrafast",
+                                        mel_processes=1, mel_first_processes=0))  # the tests choose the paths
     yield engine
     engine.close()
     encoders.close()
@@ -98,3 +104,57 @@ def test_a_render_that_fails_in_the_encoder_raises_and_the_engine_goes_on(engine
     stats = engine.render(portrait, BOX, windows(6, 8), mask, np.zeros(6 * RATE // FPS, np.float32), RATE,
                           str(tmp_path / "ok.mp4"), FPS)
     assert stats.frames == 6 and len(decoded(tmp_path / "ok.mp4")) == 6
+
+
+class _SlowWindows(SegmentWindows):
+    """Lazy windows whose rest comes late, and whose not-yet-computed windows are NaN (never to be rendered)."""
+
+    def __init__(self, *args: object, delay: float = 0.3) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.array[:] = np.nan
+        self.delay = delay
+
+    def compute(self, end: int) -> np.ndarray:
+        if end > self.ready and self.ready:  # the rest, after the first batch: let the feeder run meanwhile
+            time.sleep(self.delay)
+        return super().compute(end)
+
+
+@pytest.mark.parametrize("mel_processes, first_in_process", [(0, False), (1, False), (1, True)])
+def test_lazy_windows_render_the_same_video_as_whole_windows(engine: RenderEngine, portrait: np.ndarray,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             mel_processes: int, first_in_process: bool):
+    monkeypatch.setattr(engine, "options", replace(engine.options, mel_processes=mel_processes))
+    if first_in_process:  # as the engine makes it for mel_first_processes=1
+        first_pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        monkeypatch.setattr(engine, "_first_pool", first_pool)
+    speech = (0.3 * np.random.default_rng(5).standard_normal(16_000 * 30 // FPS)).astype(np.float32)
+    frames, mask = 30, feather_mask(BOX)
+    audio = np.zeros(frames * RATE // FPS, np.float32)
+    whole = mel_windows(melspectrogram(speech), frames, FPS)
+    lazy = _SlowWindows(speech, frames, FPS) if mel_processes == 0 else SegmentWindows(speech, frames, FPS)
+    stats = engine.render(portrait, BOX, lazy, mask, audio, RATE, str(tmp_path / "lazy.mp4"), FPS)
+    engine.render(portrait, BOX, whole, mask, audio, RATE, str(tmp_path / "whole.mp4"), FPS)
+    assert stats.frames == frames and lazy.ready == frames
+    assert np.array_equal(lazy.array, whole)
+    for got, expected in zip(decoded(tmp_path / "lazy.mp4"), decoded(tmp_path / "whole.mp4"), strict=True):
+        difference = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+        assert difference.max() <= 4 and difference.mean() < 0.01  # batches of other sizes: float rounding
+    if first_in_process:
+        first_pool.shutdown()
+
+
+def test_renders_of_one_portrait_share_one_upload(engine: RenderEngine, portrait: np.ndarray, tmp_path: Path):
+    mask = feather_mask(BOX)
+    audio = np.zeros(5 * RATE // FPS, np.float32)
+    engine._setups.clear()
+    for i in range(3):
+        engine.render(portrait, BOX, windows(5, i), mask, audio, RATE, str(tmp_path / f"{i}.mp4"), FPS)
+    assert len(engine._setups) == 1
+    other = portrait.copy()
+    other[BOX.top + 5, BOX.left + 5] ^= 1  # one pixel of the face region: another upload
+    engine.render(other, BOX, windows(5, 9), mask, audio, RATE, str(tmp_path / "other.mp4"), FPS)
+    outside = portrait.copy()
+    outside[0, 0] ^= 1  # outside the face box: what is uploaded is the same
+    engine.render(outside, BOX, windows(5, 9), mask, audio, RATE, str(tmp_path / "outside.mp4"), FPS)
+    assert len(engine._setups) == 2

@@ -106,3 +106,56 @@ def test_the_sparse_filter_bank_product_equals_the_dense_one():
     magnitude = np.random.default_rng(3).uniform(0, 2, (WAV2LIP.n_fft // 2 + 1, 57))
     dense = mel_basis().astype(np.float64) @ magnitude
     np.testing.assert_allclose(_apply_mel_basis(magnitude, WAV2LIP), dense, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("samples", [RATE * 4, RATE * 4 + 77, 12_345, 3_000, 500, 100, 0])
+def test_segment_windows_computed_in_pieces_equal_the_whole_segments_windows(samples: int):
+    from workers.animation.wav2lip.mel import SegmentWindows
+
+    speech = (0.3 * np.random.default_rng(samples).standard_normal(samples)).astype(np.float32)
+    frames = max(1, round(samples * 25 / RATE))
+    whole = mel_windows(melspectrogram(speech), frames, 25)
+    lazy = SegmentWindows(speech, frames, 25)
+    assert len(lazy) == frames and lazy.ready == 0
+    first = lazy.compute(8)  # a first batch
+    assert lazy.ready == min(8, frames) and np.array_equal(first, whole[:8])
+    for end in (9, 40, frames + 5):  # past the end: up to the last frame
+        lazy.compute(end)
+    assert lazy.ready == frames
+    assert np.array_equal(lazy.array, whole)  # bit for bit: the same STFT frames of the same padded signal
+
+
+def test_segment_windows_take_the_rest_from_elsewhere_in_order():
+    from workers.animation.wav2lip.mel import SegmentWindows, compute_range
+
+    speech = tone(300, 2.0)
+    lazy = SegmentWindows(speech, 50, 25)
+    lazy.compute(8)
+    rest = compute_range(lazy.padded, lazy.frames, lazy.fps, 8, 50, lazy.params)  # what a mel process returns
+    with pytest.raises(ValueError):
+        lazy.put(9, rest[1:])
+    lazy.put(8, rest)
+    assert lazy.ready == 50
+    assert np.array_equal(lazy.array, mel_windows(melspectrogram(speech), 50, 25))
+    with pytest.raises(ValueError):
+        SegmentWindows(speech, 0, 25)
+
+
+def test_segment_windows_resample_speech_at_another_rate_at_their_first_computation():
+    from contracts.audio import resample
+    from workers.animation.wav2lip.mel import SegmentWindows
+
+    speech = (0.3 * np.random.default_rng(2).standard_normal(24_000 * 2)).astype(np.float32)
+    lazy = SegmentWindows(speech, 50, 25, sample_rate=24_000)
+    lazy.compute(50)
+    assert np.array_equal(lazy.array, mel_windows(melspectrogram(resample(speech, 24_000, RATE)), 50, 25))
+
+
+def test_a_process_given_the_speech_alone_computes_the_same_windows():
+    from contracts.audio import resample
+    from workers.animation.wav2lip.mel import speech_range
+
+    speech = (0.3 * np.random.default_rng(4).standard_normal(24_000)).astype(np.float32)
+    whole = mel_windows(melspectrogram(resample(speech, 24_000, RATE)), 25, 25)
+    assert np.array_equal(speech_range(speech, 24_000, 25, 25, 0, 8), whole[:8])
+    assert np.array_equal(speech_range(speech, 24_000, 25, 25, 8, 25), whole[8:])

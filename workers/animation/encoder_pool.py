@@ -25,6 +25,11 @@ Each process runs on one thread: x264 on one, and OpenCV's own thread pool (one
 thread per core by default) capped at ``opencv_threads``, since a pool per process
 woke a dozen threads for every frame's small region conversion.
 
+Messages to a process go through its own sender thread, in order: a render opening its
+video (the portrait and the speech, a megabyte or so, which the process reads between two
+frames) or telling it of new frames never waits for the pipe, so neither a segment's
+setup nor the render engine's drain thread blocks behind a busy encoder process.
+
 Processes are started with ``spawn`` (the parent holds a CUDA context, which must
 not be forked) and import only numpy, OpenCV and PyAV. A process that dies fails its
 renders with a transient error and is replaced.
@@ -35,6 +40,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -206,6 +212,8 @@ class EncoderPool:
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._send_locks: list[threading.Lock] = []
+        self._outboxes: list[queue.SimpleQueue[tuple[Any, ...] | None]] = []
+        self._senders: list[threading.Thread] = []
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         self._handles: dict[int, EncodeHandle] = {}
@@ -228,6 +236,10 @@ class EncoderPool:
             self._conns.append(parent)
             self._procs.append(process)
             self._send_locks.append(threading.Lock())
+            self._outboxes.append(queue.SimpleQueue())
+            sender = threading.Thread(target=self._sender, args=(index,), name=f"encoder-send-{index}", daemon=True)
+            self._senders.append(sender)
+            sender.start()
 
     def load(self) -> list[int]:
         """Open videos per process."""
@@ -257,11 +269,9 @@ class EncoderPool:
             self._next_key += 1
             handle = EncodeHandle(self, key, process, ring, total)
             self._handles[key] = handle
-        try:
-            self._send(process, ("open", key, spec, ring.path, region, ring.frames, total))
-        except (OSError, ValueError) as e:  # the process died a moment ago; the listener replaces it
-            self._forget(handle)
-            raise TransientError(f"an encoder process died: {e}") from e
+        # Sent by the process's sender thread: the frames can go into the ring meanwhile. Should the process be
+        # dead, the listener fails this video with the others of that process.
+        self._send(process, ("open", key, spec, ring.path, region, ring.frames, total))
         return handle
 
     def close(self) -> None:
@@ -282,11 +292,25 @@ class EncoderPool:
             process.join(5)
             if process.is_alive():
                 process.kill()
+        for outbox in self._outboxes:
+            outbox.put(None)
         self._listener.join(5)
 
     def _send(self, process: int, message: tuple[Any, ...]) -> None:
-        with self._send_locks[process]:
-            self._conns[process].send(message)
+        """Queue ``message`` for ``process``; its sender thread sends it after those queued before."""
+        self._outboxes[process].put(message)
+
+    def _sender(self, process: int) -> None:
+        outbox = self._outboxes[process]
+        while True:
+            message = outbox.get()
+            if message is None:
+                return
+            try:
+                with self._send_locks[process]:
+                    self._conns[process].send(message)
+            except (OSError, ValueError):  # the process is gone: the listener fails its videos and replaces it
+                pass
 
     def _forget(self, handle: EncodeHandle, message: tuple[Any, ...] | None = None) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ import cv2
 import dlib
 import numpy as np
 
+from contracts.boxes import FaceBox
 from contracts.errors import ModelMissingError, PermanentError
 
 # The detector runs on a copy whose longest side is at most this many pixels.
@@ -41,28 +42,6 @@ MAX_FACES = 16
 # The HOG detector's score threshold (dlib's default is 0). Faces in photos score about 1 and
 # more; face-like patterns (a badge, a pattern in the clothes) score near 0.
 MIN_SCORE = 0.3
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """A detected face rectangle, in pixels of the prepared image."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return max(0, self.right - self.left)
-
-    @property
-    def height(self) -> int:
-        return max(0, self.bottom - self.top)
-
-    @property
-    def area(self) -> int:
-        return self.width * self.height
 
 
 class FaceModels:

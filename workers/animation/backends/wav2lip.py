@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from contracts.errors import ModelMissingError, PermanentError
-from contracts.settings import Settings
+from contracts.settings import AnimationSettings, Settings
 from workers.animation.base import AnimationBackend, AnimationCapabilities, RenderRequest, RenderResult, registry
 from workers.animation.encoder import EncoderOptions, frame_count
 from workers.animation.prepare import INSTALL_HINT, landmark_model_path
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from workers.animation.encoder_pool import EncoderPool
     from workers.animation.portrait_cache import PortraitPreparer
     from workers.animation.wav2lip.batcher import FrameBatcher
-    from workers.animation.wav2lip.engine import RenderEngine
+    from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
     from workers.animation.wav2lip.face import CropOptions
     from workers.animation.wav2lip.runner import LipSyncModel
 
@@ -157,17 +157,12 @@ class Wav2LipAnimator(AnimationBackend):
 
     def _start_engine(self, model: LipSyncModel) -> tuple[RenderEngine, EncoderPool]:
         from workers.animation.encoder_pool import EncoderPool
-        from workers.animation.wav2lip.engine import EngineOptions, RenderEngine
+        from workers.animation.wav2lip.engine import RenderEngine
         from workers.animation.wav2lip.runner import TorchModel
 
         assert isinstance(model, TorchModel)
-        animation = self.settings.animation
-        config = animation.wav2lip
-        encoder = self.options.encoder
-        encoders = EncoderPool(config.encoder_processes)
-        options = EngineOptions(batch_size=animation.batch_size, first_batch=config.first_batch,
-                                frames_ahead=config.frames_ahead, max_wait=config.max_wait_ms / 1000.0,
-                                crf=encoder.crf, preset=encoder.preset)
+        encoders = EncoderPool(self.settings.animation.wav2lip.encoder_processes)
+        options = engine_options(self.settings.animation, self.options.encoder)
         return RenderEngine(model.network, model.face_size, encoders, options), encoders
 
     def _unload(self) -> None:
@@ -190,7 +185,7 @@ class Wav2LipAnimator(AnimationBackend):
     def _render(self, request: RenderRequest) -> RenderResult:
         from contracts.audio import resample
         from workers.animation.wav2lip.face import CropOptions, crop_box
-        from workers.animation.wav2lip.mel import WAV2LIP, mel_windows, melspectrogram
+        from workers.animation.wav2lip.mel import WAV2LIP, SegmentWindows, mel_windows, melspectrogram
         from workers.animation.wav2lip.pipeline import lip_sync_frames
 
         if self._model is None or (self._batcher is None and self._engine is None):
@@ -205,19 +200,22 @@ class Wav2LipAnimator(AnimationBackend):
         except ValueError as e:
             raise PermanentError(f"the face is too small to animate: {e}", code="face_too_small") from e
         frames = frame_count(len(audio), request.sample_rate, fps)
-        windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
         height, width = face.image.shape[:2]
         if self._engine is not None:
             from workers.animation.wav2lip.face import feather_mask
 
-            stats = self._engine.render(face.image, box, windows, feather_mask(box, crop), audio,
-                                        request.sample_rate, str(request.output), fps,
+            # The engine resamples and computes the first batch's windows before the render starts, the rest
+            # meanwhile.
+            lazy = SegmentWindows(audio, frames, fps, sample_rate=request.sample_rate)
+            stats = self._engine.render(face.image, box, lazy, feather_mask(box, crop),
+                                        audio, request.sample_rate, str(request.output), fps,
                                         stall_timeout=self.options.chunk_timeout_s)
             log.info("wav2lip: %d frames, first frame ready in %.0f ms, encoded in %.0f ms", frames,
                      stats.first_frame_s * 1000, stats.first_encoded_s * 1000)
             return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)
 
         assert self._batcher is not None
+        windows = mel_windows(melspectrogram(resample(audio, request.sample_rate, WAV2LIP.sample_rate)), frames, fps)
         with self.video_writer(request, width, height, self.options.encoder) as writer:
             for frame in lip_sync_frames(
                 face.image, box, windows, self._batcher, self._model.face_size,
@@ -226,3 +224,15 @@ class Wav2LipAnimator(AnimationBackend):
             ):
                 writer.write(frame)
         return RenderResult(frames=frames, width=width, height=height, seconds=frames / fps)
+
+
+def engine_options(animation: AnimationSettings, encoder: EncoderOptions) -> EngineOptions:
+    """The pooled pipeline's options from the animation settings and the backend's x264 options."""
+    from workers.animation.wav2lip.engine import EngineOptions
+
+    config = animation.wav2lip
+    return EngineOptions(batch_size=animation.batch_size, first_batch=config.first_batch,
+                         frames_ahead=config.frames_ahead, max_wait=config.max_wait_ms / 1000.0,
+                         crf=encoder.crf, preset=encoder.preset, tune=encoder.tune,
+                         mel_first_processes=config.mel_first_processes, mel_processes=config.mel_processes,
+                         setup_slots=config.setup_slots)

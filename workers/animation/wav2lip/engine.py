@@ -6,6 +6,33 @@ the portrait's face region and the blend mask (``torch_paste.PasteTarget``) —
 opens the video on the least busy encoder process, adds the render to the
 ``BatchPlanner`` and waits for the encoder to finish the file.
 
+A segment's first frame waits for as little of the render process's Python as
+possible, since every render thread of the process shares one GIL and a wave of
+segments that start together queues for it:
+
+* Mel windows may come as ``mel.SegmentWindows``: only the first batch's windows are
+  computed before the render is planned, from the speech alone in one of a few
+  processes kept for first windows (``mel_first_processes``; resampling included, no
+  GIL of ours, never queued behind bulk work), or by the render thread itself
+  (``mel_first_processes=0``); the rest afterwards in another small pool of processes
+  (``mel_processes``), or by the render thread once its first batch is planned
+  (``mel_processes=0``). The planner gives a render no more frames than it has
+  windows for.
+* What still runs on the render thread before its render is planned (the setup
+  below) runs in one of ``setup_slots`` slots: a few renders at a time, each quickly,
+  rather than a wave of them all at once, each slowly, with the feeder waiting for
+  the GIL behind them.
+* The encoder's opening (the portrait and the speech go to its process) is queued to
+  that process's sender thread (``encoder_pool``): no render waits for a busy encoder.
+* A batch's parts that share an upload are one face copy and one paste-back.
+* What a render uploads depends only on its face box, the portrait inside it and the
+  mask, so it is kept per those (``setup_cache`` entries, keyed by a hash of them):
+  a stream's next segments, and other streams of the same portrait, upload nothing.
+  Uploads go through pinned memory without waiting: a pageable copy on the default
+  stream waited behind every batch the GPU had queued.
+* The feeder takes its in-flight slot before it plans a batch, not after: a segment
+  that arrives while the GPU is busy still makes the next batch's first frames.
+
 The feeder thread plans a batch (first frames of new renders first, then fair
 shares; see ``planner``), copies the batch's mel windows into a pinned buffer and
 uploads them asynchronously, gathers the batch's faces on the device from the
@@ -28,12 +55,17 @@ way without streams or pinned memory (the tests run it so).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
 import logging
+import multiprocessing
 import queue
 import sys
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Hashable
@@ -44,9 +76,10 @@ import torch
 from contracts.errors import TransientError
 from workers.animation.encoder_pool import EncodeHandle, EncoderPool, EncodeSpec
 from workers.animation.wav2lip.face import CropBox, face_input
+from workers.animation.wav2lip.mel import SegmentWindows, speech_range, warm
 from workers.animation.wav2lip.network import PreparedNetwork
 from workers.animation.wav2lip.planner import BatchPlanner, Part
-from workers.animation.wav2lip.torch_paste import PasteTarget
+from workers.animation.wav2lip.torch_paste import PasteTarget, upload
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +99,18 @@ class EngineOptions:
     # threads release and retake the GIL at every numpy call; at 5 ms a turn, a segment's setup queued
     # behind the feeder's and drain's Python for hundreds of milliseconds.
     switch_interval: float = 0.001
+    # Processes that compute the mel windows after a render's first batch (``mel.SegmentWindows``);
+    # 0: the render thread computes them itself once its first batch is planned.
+    mel_processes: int = 2
+    # Processes that compute the first batch's windows (resampling included), ahead of any bulk work; 0: the render
+    # thread computes them (inside its setup slot). On the H200 machine 4 took the 95th percentile of first frames
+    # at 100 streams starting together from 326 to 117 ms (BENCHMARKS.md, issue 16, third pass).
+    mel_first_processes: int = 4
+    setup_cache: int = 64  # renders' uploaded faces and paste targets kept, per face box, portrait and mask
+    # Renders that prepare at once (first windows, uploads, the encoder's opening; 0: no limit). Every render
+    # thread's Python shares the GIL with the feeder: a hundred preparing together each took a hundredth of
+    # it, all finished late, and the feeder waited for the GIL at each of its torch calls meanwhile.
+    setup_slots: int = 2
 
 
 @dataclass(frozen=True)
@@ -82,10 +127,11 @@ class RenderStats:
 
 
 class _Render:
-    def __init__(self, key: int, windows: np.ndarray, face: torch.Tensor, target: PasteTarget,
+    def __init__(self, key: int, windows: np.ndarray | SegmentWindows, face: torch.Tensor, target: PasteTarget,
                  handle: EncodeHandle) -> None:
         self.key = key
-        self.windows = windows
+        self.source = windows if isinstance(windows, SegmentWindows) else None
+        self.windows = windows.array if isinstance(windows, SegmentWindows) else windows
         self.face = face
         self.target = target
         self.handle = handle
@@ -94,6 +140,11 @@ class _Render:
         self.first_launched = 0.0
         self.first_ready = 0.0
         self.failed = False
+
+    @property
+    def ready(self) -> int:
+        """Frames whose mel windows are computed."""
+        return self.total if self.source is None else self.source.ready
 
 
 class RenderEngine:
@@ -118,6 +169,13 @@ class RenderEngine:
         self._mel_buffers = [self._host((options.batch_size, 1, 80, 16), torch.float32)
                              for _ in range(max(1, options.in_flight) + 1)]
         self._mel_events: list[Any] = [None] * len(self._mel_buffers)
+        self._setups: OrderedDict[Hashable, tuple[torch.Tensor, PasteTarget]] = OrderedDict()
+        self._setup_lock = threading.Lock()
+        self._mel_pool: Executor | None = None
+        self._first_pool: Executor | None = None
+        self._mel_lock = threading.Lock()
+        self._gate: Any = (threading.BoundedSemaphore(options.setup_slots) if options.setup_slots > 0
+                           else contextlib.nullcontext())
         self.batches = 0
         self.frames = 0
         if 0 < options.switch_interval < sys.getswitchinterval():
@@ -126,28 +184,44 @@ class RenderEngine:
         self._drainer = threading.Thread(target=self._drain, name="wav2lip-drain", daemon=True)
         self._feeder.start()
         self._drainer.start()
+        pool = self._pool()  # started now, not at the first render (a process takes a second or more to start)
+        if pool is not None:
+            for _ in range(self.options.mel_processes):
+                pool.submit(warm)
+        if options.mel_first_processes > 0:
+            self._first_pool = ProcessPoolExecutor(options.mel_first_processes,
+                                                   mp_context=multiprocessing.get_context("spawn"))
+            for _ in range(options.mel_first_processes):
+                self._first_pool.submit(warm)
 
     def _host(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         return torch.empty(shape, dtype=dtype, pin_memory=self._cuda)
 
     # ---- the render threads' side ----
 
-    def render(self, image: np.ndarray, box: CropBox, windows: np.ndarray, mask: np.ndarray, audio: np.ndarray,
-               sample_rate: int, output: str, fps: int, stall_timeout: float = 120.0) -> RenderStats:
+    def render(self, image: np.ndarray, box: CropBox, windows: np.ndarray | SegmentWindows, mask: np.ndarray,
+               audio: np.ndarray, sample_rate: int, output: str, fps: int, stall_timeout: float = 120.0) -> RenderStats:
         """Write the MP4 of ``windows`` (frames, 1, 80, 16) pasted into ``image`` at ``box`` to ``output``.
 
+        ``windows`` may be a ``SegmentWindows`` whose windows are not computed yet: the first batch's
+        are computed before the render is planned, the rest while its first batch renders.
         Raises ``TransientError`` when no frame is encoded for ``stall_timeout`` seconds.
         """
         started = time.monotonic()
-        network = self.network
-        face = torch.from_numpy(face_input(image, box, self.face_size)).to(network.device, network.dtype)
-        target = PasteTarget(image, box, mask, self.face_size, network.device)
+        source = windows if isinstance(windows, SegmentWindows) else None
+        if source is not None and self._first_pool is not None:
+            self._first_windows(source, self._first_pool)
+        with self._gate:  # a few renders prepare at a time, each quickly, rather than all of them slowly
+            if source is not None:
+                source.compute(self._planner.first_batch)
+            face, target = self._setup(image, box, mask)
         spec = EncodeSpec(output=output, image=image, box=(box.left, box.top, box.right, box.bottom), fps=fps,
                           audio=audio, sample_rate=sample_rate, crf=self.options.crf, preset=self.options.preset,
                           tune=self.options.tune)
         handle = self.encoders.open(spec, target.shape, len(windows), self.options.frames_ahead)
         key = next(self._keys)
-        render = _Render(key, np.ascontiguousarray(windows, dtype=np.float32), face, target, handle)
+        render = _Render(key, windows if source is not None else np.ascontiguousarray(windows, dtype=np.float32),
+                         face, target, handle)
         render.started = started
         setup = time.monotonic() - started
         with self._cond:
@@ -158,6 +232,8 @@ class RenderEngine:
             self._planner.add(key, render.total)
             self._cond.notify_all()
         try:
+            if source is not None and source.ready < source.frames:
+                self._complete(source)
             result = self._wait(render, stall_timeout)
         finally:
             with self._cond:
@@ -167,6 +243,62 @@ class RenderEngine:
                            first_frame_s=render.first_ready - started,
                            first_encoded_s=result.first_encoded_at - started, encode_seconds=result.encode_seconds,
                            setup_s=setup, first_launched_s=max(0.0, render.first_launched - started))
+
+    def _setup(self, image: np.ndarray, box: CropBox, mask: np.ndarray) -> tuple[torch.Tensor, PasteTarget]:
+        """The render's face input and paste target on the device, from the cache when it has them."""
+        network = self.network
+        region = np.ascontiguousarray(image[box.top:box.bottom, box.left:box.right])
+        digest = hashlib.blake2b(region.data)  # hashlib lets go of the GIL over large buffers
+        digest.update(np.ascontiguousarray(mask, dtype=np.float32).data)
+        key = (box, region.shape, digest.digest())
+        if self.options.setup_cache > 0:
+            with self._setup_lock:
+                hit = self._setups.get(key)
+                if hit is not None:
+                    self._setups.move_to_end(key)
+                    return hit
+        face = upload(face_input(image, box, self.face_size), network.device).to(network.dtype)
+        target = PasteTarget(image, box, mask, self.face_size, network.device)
+        if self.options.setup_cache > 0:
+            with self._setup_lock:
+                self._setups[key] = (face, target)
+                while len(self._setups) > self.options.setup_cache:
+                    self._setups.popitem(last=False)
+        return face, target
+
+    def _pool(self) -> Executor | None:
+        if self.options.mel_processes <= 0:
+            return None
+        with self._mel_lock:
+            if self._mel_pool is None and not self._closed:
+                self._mel_pool = ProcessPoolExecutor(self.options.mel_processes,
+                                                     mp_context=multiprocessing.get_context("spawn"))
+            return self._mel_pool
+
+    def _first_windows(self, source: SegmentWindows, pool: Executor) -> None:
+        """The first batch's windows from a first-windows process (here, if it fails)."""
+        try:
+            first = pool.submit(speech_range, source.samples, source.sample_rate, source.frames, source.fps, 0,
+                                min(source.frames, self._planner.first_batch), source.params).result(timeout=60)
+            source.put(0, first)
+        except Exception as e:  # computed in the setup slot instead
+            log.warning("first mel windows in a process failed (%s: %s)", type(e).__name__, e)
+
+    def _complete(self, source: SegmentWindows) -> None:
+        """The rest of a render's mel windows, in the mel processes (or here if they fail or there are none)."""
+        pool = self._pool()
+        start = source.ready
+        if pool is not None:
+            try:
+                rest = pool.submit(speech_range, source.samples, source.sample_rate, source.frames, source.fps,
+                                   start, source.frames, source.params).result(timeout=60)
+                source.put(start, rest)
+            except Exception as e:  # a broken or closed pool: the windows are still needed
+                log.warning("mel windows in the mel processes failed (%s: %s); computing them here",
+                            type(e).__name__, e)
+        source.compute(source.frames)
+        with self._cond:
+            self._cond.notify_all()
 
     def _wait(self, render: _Render, stall_timeout: float) -> Any:
         handle = render.handle
@@ -201,6 +333,11 @@ class RenderEngine:
         self._feeder.join(10)
         self._drain_queue.put(None)
         self._drainer.join(10)
+        with self._mel_lock:
+            pools, self._mel_pool, self._first_pool = (self._mel_pool, self._first_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- the feeder thread ----
 
@@ -208,7 +345,8 @@ class RenderEngine:
         render = self._renders[key]
         if render.failed:
             return 0
-        return render.handle.encoded + self.options.frames_ahead - self._planner.scheduled(key)
+        scheduled = self._planner.scheduled(key)
+        return min(render.handle.encoded + self.options.frames_ahead, render.ready) - scheduled
 
     def _next_parts(self) -> list[tuple[_Render, Part]] | None:
         planner = self._planner
@@ -235,10 +373,13 @@ class RenderEngine:
         torch.set_grad_enabled(False)
         slot = 0
         while True:
+            # The slot first, then the plan: a render that arrives while every slot is in flight still
+            # makes the next batch's first frames, rather than waiting behind a batch planned before it.
+            self._slots.acquire()
             parts = self._next_parts()
             if parts is None:
+                self._slots.release()
                 return
-            self._slots.acquire()
             try:
                 with torch.inference_mode():
                     item = self._run(parts, slot)
@@ -255,6 +396,22 @@ class RenderEngine:
     def _run(self, parts: list[tuple[_Render, Part]], slot: int) -> tuple[Any, list[Any]]:
         network = self.network
         frames = sum(p.frames for _, p in parts)
+        # Parts of renders that share an upload (one portrait, one box: ``_setup``'s cache) side by side, so that
+        # each group's faces are one copy and its paste-back one call: a first batch of sixteen new renders of
+        # one portrait is a few dozen torch calls, not hundreds, each of which waits its turn for the GIL.
+        order: dict[int, int] = {}
+        for render, _ in parts:
+            order.setdefault(id(render.target), len(order))
+        parts = sorted(parts, key=lambda rp: order[id(rp[0].target)])
+        groups: list[tuple[_Render, int, int]] = []  # (a render of the group, first frame in the batch, frames)
+        offset = 0
+        for render, part in parts:
+            if groups and groups[-1][0].target is render.target and groups[-1][0].face is render.face:
+                shared, first, count = groups[-1]
+                groups[-1] = (shared, first, count + part.frames)
+            else:
+                groups.append((render, offset, part.frames))
+            offset += part.frames
         size = self._planner.bucket(frames) if network.compiled else frames
         # Mel windows: into a pinned buffer (after its previous upload finished), then up asynchronously.
         if self._mel_events[slot] is not None:
@@ -276,26 +433,28 @@ class RenderEngine:
         layout = torch.channels_last if network.channels_last else torch.contiguous_format
         face = torch.empty((size, 6, self.face_size, self.face_size), dtype=network.dtype, device=network.device,
                            memory_format=layout)
-        offset = 0
-        for render, part in parts:
-            face[offset:offset + part.frames] = render.face
-            offset += part.frames
+        for render, first, count in groups:
+            face[first:first + count] = render.face
         if size > frames:
             face[frames:size] = parts[0][0].face
         if network.channels_last:
             mel = mel.contiguous(memory_format=torch.channels_last)
         out = network.forward(mel, face)
-        regions = []
-        offset = 0
+        regions = [render.target.paste(out[first:first + count]) for render, first, count in groups]
+        launched = time.monotonic()
         for render, part in parts:
-            regions.append(render.target.paste(out[offset:offset + part.frames]))
             if part.start == 0:
-                render.first_launched = time.monotonic()
-            offset += part.frames
+                render.first_launched = launched
         self.batches += 1
         self.frames += frames
         if not self._cuda:
-            return None, [(render, part, region) for (render, part), region in zip(parts, regions)]
+            batch = torch.cat(regions) if len(regions) > 1 else regions[0]
+            out_parts = []
+            offset = 0
+            for render, part in parts:
+                out_parts.append((render, part, batch[offset:offset + part.frames]))
+                offset += part.frames
+            return None, out_parts
         assert self._download is not None
         # Every region of the batch side by side in one buffer: one download, one pinned buffer per batch.
         flat = torch.cat([region.reshape(-1) for region in regions]) if len(regions) > 1 else regions[0].reshape(-1)
@@ -308,9 +467,10 @@ class RenderEngine:
             done.record()
         hosts = []
         offset = 0
-        for (render, part), region in zip(parts, regions):
-            size = region.numel()
-            hosts.append((render, part, host[offset:offset + size].view(region.shape)))
+        for render, part in parts:  # the regions are in the parts' order, each part's frames together
+            shape = (part.frames, *render.target.shape)
+            size = part.frames * int(np.prod(render.target.shape))
+            hosts.append((render, part, host[offset:offset + size].view(shape)))
             offset += size
         return done, hosts
 

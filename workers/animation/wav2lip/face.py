@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from contracts.boxes import FaceBox
+
 
 @dataclass(frozen=True)
 class CropOptions:
@@ -33,22 +35,9 @@ class CropOptions:
     feather: float = 0.12  # width of the ramp, as a share of the crop's shorter side
 
 
-@dataclass(frozen=True)
-class CropBox:
-    """A face crop in pixels of the portrait: rows ``top:bottom``, columns ``left:right``."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
+# A face crop in pixels of the portrait: rows ``top:bottom``, columns ``left:right``. The project's one
+# rectangle type, under the name this module's callers know.
+CropBox = FaceBox
 
 
 def crop_box(landmarks: np.ndarray, image_shape: tuple[int, ...], options: CropOptions = CropOptions()) -> CropBox:

@@ -37,6 +37,19 @@ def resize_matrices(size: int, width: int, height: int) -> tuple[np.ndarray, np.
     return np.ascontiguousarray(rows), np.ascontiguousarray(cols.T)
 
 
+def upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` on ``device``, through pinned memory and without waiting when it is a GPU.
+
+    A copy from pageable memory waits, on the host, for everything queued before it on the
+    stream: in the render engine, for every batch the GPU had been given. Here the copy is
+    queued behind them too, so whatever uses the tensor on that stream comes after it.
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 class PasteTarget:
     """One render's paste-back on ``device``: its face box in the portrait, mask and resize matrices."""
 
@@ -47,11 +60,11 @@ class PasteTarget:
         self.size = size
         rows, cols = resize_matrices(size, box.width, box.height)
         region = image[box.top:box.bottom, box.left:box.right]
-        self._rows = torch.from_numpy(rows).to(device)
-        self._cols = torch.from_numpy(cols).to(device)
+        self._rows = upload(rows, device)
+        self._cols = upload(cols, device)
         # (3, h, w) float32 channels first, as the network's output is laid out.
-        self._original = torch.from_numpy(np.ascontiguousarray(region.transpose(2, 0, 1))).to(device).float()
-        self._mask = torch.from_numpy(np.ascontiguousarray(mask[:, :, 0])).to(device)
+        self._original = upload(region.transpose(2, 0, 1), device).float()
+        self._mask = upload(mask[:, :, 0], device)
 
     @property
     def shape(self) -> tuple[int, int, int]:
