@@ -24,7 +24,7 @@ from tests.faults.process import wait_until
 pytestmark = pytest.mark.integration
 
 RUN = ["--users", "3", "--spawn-rate", "3", "--minutes", "0.4", "--think", "0.5", "1.5", "--keys", "2",
-       "--fresh-share", "0.3", "--grace", "60", "--job-timeout", "60"]
+       "--coordinator-workers", "2", "--fresh-share", "0.3", "--grace", "60", "--job-timeout", "60"]
 
 
 @pytest.fixture(scope="module")
