@@ -30,7 +30,7 @@ PERSONA = "You are a friendly assistant. Answer in one short sentence."
 # Heard by Whisper base in 12 of 12 of Piper's takes through WebM/Opus (tests/e2e/test_asr_farm.py).
 SPOKEN = "Can you tell me where the nearest train station is?"
 # Long enough to be still running when it is cancelled.
-LONG = "Write a short story about a cat, in five sentences."
+LONG = "Write a short story about a dog called Rex, in five sentences."  # asked nowhere else: never a cache hit
 STATE = "document.getElementById('status').dataset.state"
 # Keeps the fields of each job the page submits (Chromium does not show a request body holding files).
 SENT = """
