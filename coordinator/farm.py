@@ -7,12 +7,17 @@ output, prints the URLs once the
 coordinator is ready, and on Ctrl-C (or SIGTERM) stops them all: SIGTERM first
 (Celery finishes the task in hand), SIGKILL after a grace period. If any child
 dies, the rest are stopped and the exit status is non-zero.
+
+When the coordinator is more than one process (several HTTP processes, or its
+background process apart), ``metrics_env`` gives them one Prometheus
+multiprocess folder, so that ``/metrics`` sums the counts of all of them.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +58,22 @@ def farm_commands(settings: Settings, host: str, port: int, flower: bool,
                               f"--port={flower_port}", f"--address={host}",
                               f"--broker_api={settings.broker.management_url}"]
     return commands
+
+
+def metrics_env(settings: Settings, fresh: bool = True) -> dict[str, str]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for a coordinator of several processes (emptied when ``fresh``), else nothing.
+
+    Each process then writes its counters and histograms to files in that folder and ``/metrics`` adds them
+    up (``prometheus_client``'s multiprocess mode); one process alone keeps the ordinary registry.
+    """
+    coordinator = settings.coordinator
+    if coordinator.workers <= 1 and coordinator.background != "separate":
+        return {}
+    folder = Path(settings.data_dir) / "prometheus"
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
 def coordinator_command(settings: Settings, host: str, port: int) -> list[str]:
@@ -102,6 +123,7 @@ def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port
     password = settings.flower.password.get_secret_value() or secrets.token_urlsafe(12)
     # Flower reads its login from the environment (not the command line, which `ps` shows).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FLOWER_BASIC_AUTH": f"{settings.flower.user}:{password}"}
+    coordinator_env = {**env, **metrics_env(settings)}  # the coordinator's processes only, not the workers'
     children: list[Child] = []
     stopping = threading.Event()
 
@@ -111,7 +133,8 @@ def run_farm(settings: Settings, host: str, port: int, flower: bool, flower_port
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     for name, command in farm_commands(settings, host, port, flower, flower_port, metrics_port).items():
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        child_env = coordinator_env if name.startswith("coordinator") else env
+        process = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         children.append(Child(name, process))
         assert process.stdout is not None

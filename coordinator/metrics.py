@@ -5,18 +5,26 @@ Besides the process metrics of the client library and the cache counters
 jobs submitted and finished (by mode, outcome and error code), the time to a
 streamed job's first segment, and the stage and dead-letter queue depths read from
 the broker at scrape time (``pipeline.queue_metrics``).
+
+A coordinator of several processes (``talkfarm-admin farm`` with
+``coordinator.workers`` > 1 or its background process apart) runs with
+``PROMETHEUS_MULTIPROC_DIR`` set (``coordinator.farm.metrics_env``): every process
+writes its counts there and ``/metrics`` answers their sum, whichever process
+is asked (the per-process Python metrics are then left out).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections import OrderedDict
 from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from contracts.events import JobEvent
 from contracts.settings import Settings
@@ -63,8 +71,19 @@ router = APIRouter()
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(operator)])
 async def metrics() -> Response:
-    body = await asyncio.to_thread(generate_latest, REGISTRY)  # queue depths ask the broker
+    body = await asyncio.to_thread(generate_latest, _registry())  # queue depths ask the broker
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """This process's registry, or with ``PROMETHEUS_MULTIPROC_DIR`` the sum of every coordinator process's."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    for collector in _queues:
+        registry.register(collector)
+    return registry
 
 
 def install_queue_collector(settings: Settings) -> None:

@@ -28,7 +28,7 @@ from kombu import Connection
 from kombu.exceptions import OperationalError
 
 from coordinator.background import heartbeat_check
-from coordinator.farm import coordinator_command
+from coordinator.farm import coordinator_command, metrics_env
 from pipeline.stages import STAGE_NAMES
 from tests.farm import delete_broker_objects, farm_env, settings_from
 from tests.faults.ports import free_port
@@ -62,7 +62,9 @@ class Coordinator(Service):
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.port = free_port()
-        command = coordinator_command(settings_from(dict(env)), "127.0.0.1", self.port)
+        settings = settings_from(dict(env))
+        command = coordinator_command(settings, "127.0.0.1", self.port)
+        env = {**env, **metrics_env(settings, fresh=False)}  # a restart keeps the counts so far
         super().__init__(ManagedProcess("coordinator", command, log_path, env=env, cwd=REPO, grace=20.0))
 
     @property
@@ -85,6 +87,7 @@ class Background(Service):
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.settings = settings_from(dict(env))
         command = [sys.executable, "-m", "coordinator.admin", "background"]
+        env = {**env, **metrics_env(self.settings, fresh=False)}
         super().__init__(ManagedProcess("coordinator-background", command, log_path, env=env, cwd=REPO, grace=20.0))
 
     @property

@@ -80,3 +80,29 @@ def test_readyz_follows_the_background_heartbeat(farm: FaultFarm) -> None:
     assert farm.readyz().json()["checks"]["event_consumer"].startswith("error")
     farm.background.start()
     wait_until(farm.readyz_ok, 30, "/readyz to answer 200", interval=0.5, ignore=(httpx.HTTPError,))
+
+
+def test_metrics_add_up_every_coordinator_process(farm: FaultFarm) -> None:
+    """``/metrics`` answers the sum of both HTTP processes and the background process, whichever is asked."""
+    operator = farm.create_key("metrics", "standard", operator=True)
+    token = farm.create_key("voices", "standard")
+
+    def voices_counted() -> list[float]:
+        counts = []
+        for _ in range(6):  # a new connection each: either process may answer
+            with httpx.Client(base_url=farm.url, headers={"Authorization": f"Bearer {operator}"}, timeout=10) as c:
+                body = c.get("/metrics").text
+            counts.append(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                              if line.startswith("talkfarm_http_requests_total{")
+                              and 'route="/v1/voices"' in line and 'status="200"' in line))
+        return counts
+
+    before = voices_counted()
+    assert len(set(before)) == 1, before  # the same total from every process
+    for _ in range(10):
+        with httpx.Client(base_url=farm.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+            assert client.get("/v1/voices").status_code == 200
+    assert voices_counted() == [before[0] + 10] * 6
+    with httpx.Client(base_url=farm.url, headers={"Authorization": f"Bearer {operator}"}, timeout=10) as client:
+        body = client.get("/metrics").text
+    assert "talkfarm_queue_depth_messages{" in body  # the queue collector still answers
