@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -369,3 +370,22 @@ def results_redis_entries(url: str = RESULTS_URL) -> Iterator[tuple[str, str]]:
             continue
         yield key.decode("utf-8", "replace"), " ".join(
             v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values if v is not None)
+
+
+@contextmanager
+def coordinator_alone(tmp: Path, extra: dict[str, str] | None = None, key: tuple[str, str] | None = None
+                      ) -> Iterator[Farm]:
+    """A coordinator with no workers (``start_coordinator``) on a private LRU cache Redis, with an API key of
+    ``key`` = (name, tier) as its ``token`` when given; stopped, and its broker objects deleted, at the end."""
+    cache = start_lru_redis()
+    farm = start_coordinator(tmp, cache.url, extra)
+    try:
+        if key is not None:
+            farm.token = create_key(farm, *key)
+        yield farm
+    finally:
+        farm.process.kill()
+        farm.process.wait()
+        delete_broker_objects(farm.settings)
+        cache.process.terminate()
+        cache.process.wait()

@@ -232,3 +232,17 @@ def head_mask(marks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     mask = np.zeros(shape[:2], bool)
     mask[max(0, y0 - h // 2):min(shape[0], y1 + h // 4), max(0, x0 - w // 4):min(shape[1], x1 + w // 4)] = True
     return mask
+
+
+def landscape_png() -> bytes:
+    """Sky over a field, 400×300: a photo with no face anywhere."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[:180] = np.linspace((120, 170, 250), (200, 225, 255), 180).astype(np.uint8)[:, None, :]
+    pixels[180:] = (60, 140, 50)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()

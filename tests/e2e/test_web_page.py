@@ -6,31 +6,26 @@ submit to the first frame is measured. A photo without a face must be refused ne
 anything is sent. Screenshots of both and a JSON of the timings are kept in ``TALKFARM_TEST_ARTIFACTS``
 (default ``test-artifacts/``).
 
-The browser is the system's (``TALKFARM_CHROMIUM``, default ``/usr/bin/chromium``; scripts/test.sh
-installs it): a missing browser fails the test, it is never skipped and never downloaded.
+The browser is the system's (``tests.browser``): a missing browser fails the test, it is never skipped
+and never downloaded.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from tests.browser import artifacts, chromium, farm_page
 from tests.farm import Farm
+from tests.media import landscape_png
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path(os.environ.get("TALKFARM_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("TALKFARM_TEST_ARTIFACTS", "test-artifacts"))
 PORTRAIT = Path(__file__).parents[1] / "data" / "portrait.png"
-PHONE = {"width": 412, "height": 915}
 # As in test_streaming: a persona that lets the small model go on, and a question asking for several sentences.
 PERSONA = "You are a friendly, helpful assistant."
 # Worded for this file alone: the same question, portrait and persona asked before in the session's farm would be
@@ -41,52 +36,14 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"no browser at {CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh "
-                    "does) or name another with TALKFARM_CHROMIUM")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is not installed: pip install -e '.[dev]' (never `playwright install`)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                             args=["--autoplay-policy=no-user-gesture-required"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
 def page(browser: Any, farm: Farm) -> Iterator[Any]:
-    """A phone-sized page of the farm, its API key entered once; page errors are collected in ``page.errors``."""
-    context = browser.new_context(viewport=PHONE)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.goto(farm.url + "/")
-    page.get_by_label("Your API key").fill(farm.token)
-    page.get_by_role("button", name="Save key").click()
-    page.locator("#key-saved").wait_for(state="visible")
-    try:
+    with farm_page(browser, farm) as page:
         yield page
-    finally:
-        context.close()
-
-
-def artifacts() -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS
-
-
-def landscape_png() -> bytes:
-    """Sky over a field: no face anywhere."""
-    pixels = np.zeros((300, 400, 3), np.uint8)
-    pixels[:180] = np.linspace((120, 170, 250), (200, 225, 255), 180).astype(np.uint8)[:, None, :]
-    pixels[180:] = (60, 140, 50)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
 
 
 def test_the_reply_plays_from_its_first_segment_while_the_job_runs(page: Any, farm: Farm) -> None:

@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from contracts.audio import decode_audio, resample, wav_bytes
+from tests.browser import artifacts, chromium, farm_page
 from tests.e2e.test_asr_speech import word_error_rate
-from tests.e2e.test_web_page import CHROMIUM, PHONE, PORTRAIT, TERMINAL, artifacts
+from tests.e2e.test_web_page import PORTRAIT, TERMINAL
 from tests.farm import Farm
 from tests.media import ffprobe, moov_before_mdat
 
@@ -58,42 +59,16 @@ def spoken_wav(tmp_path_factory: pytest.TempPathFactory, speak: Callable[[str], 
 
 @pytest.fixture(scope="module")
 def browser(spoken_wav: tuple[Path, float]) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"no browser at {CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh "
-                    "does) or name another with TALKFARM_CHROMIUM")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is not installed: pip install -e '.[dev]' (never `playwright install`)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--autoplay-policy=no-user-gesture-required",
-            "--use-fake-ui-for-media-stream",  # the microphone permission is granted without a prompt
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={spoken_wav[0]}%noloop",  # played once, then silence
-        ])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium("--use-fake-ui-for-media-stream",  # the microphone permission is granted without a prompt
+                  "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={spoken_wav[0]}%noloop") as browser:  # played once, then silence
+        yield browser
 
 
 @pytest.fixture
 def page(browser: Any, farm: Farm) -> Iterator[Any]:
-    """A phone-sized page of the farm, its API key entered once; page errors are collected in ``page.errors``."""
-    context = browser.new_context(viewport=PHONE, permissions=["microphone"], accept_downloads=True)
-    context.add_init_script(SENT)
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.goto(farm.url + "/")
-    page.get_by_label("Your API key").fill(farm.token)
-    page.get_by_role("button", name="Save key").click()
-    page.locator("#key-saved").wait_for(state="visible")
-    try:
+    with farm_page(browser, farm, SENT, permissions=["microphone"], accept_downloads=True) as page:
         yield page
-    finally:
-        context.close()
 
 
 def pick_portrait(page: Any) -> None:

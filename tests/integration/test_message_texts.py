@@ -20,7 +20,7 @@ from contracts.artifacts import ArtifactStore
 from contracts.job_texts import JobTexts
 from contracts.payload import JobPayload
 from coordinator.store.repo import JobStore, make_engine
-from tests.farm import Farm, MessageSpy, create_key, delete_broker_objects, start_coordinator, start_lru_redis
+from tests.farm import Farm, MessageSpy, coordinator_alone
 
 pytestmark = pytest.mark.integration
 PORTRAIT = (Path(__file__).parents[1] / "data" / "portrait.png").read_bytes()
@@ -28,17 +28,9 @@ PORTRAIT = (Path(__file__).parents[1] / "data" / "portrait.png").read_bytes()
 
 @pytest.fixture(scope="module")
 def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    redis = start_lru_redis()
-    farm = start_coordinator(tmp_path_factory.mktemp("coordinator"), redis.url, {"TALKFARM_STREAM_REPLIES": "true"})
-    farm.token = create_key(farm, "texts", "standard")
-    try:
+    with coordinator_alone(tmp_path_factory.mktemp("coordinator"), {"TALKFARM_STREAM_REPLIES": "true"},
+                           key=("texts", "standard")) as farm:
         yield farm
-    finally:
-        farm.process.kill()
-        farm.process.wait()
-        delete_broker_objects(farm.settings)
-        redis.process.terminate()
-        redis.process.wait()
 
 
 def test_the_first_messages_of_a_job_carry_keys_and_no_text(coordinator: Farm) -> None:

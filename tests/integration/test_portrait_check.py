@@ -3,15 +3,13 @@ a code for what is no image, and the same key and size limits as an avatar uploa
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from tests.farm import Farm, create_key, delete_broker_objects, start_coordinator, start_lru_redis
+from tests.farm import Farm, coordinator_alone
+from tests.media import landscape_png
 
 pytestmark = pytest.mark.integration
 PORTRAIT = (Path(__file__).parents[1] / "data" / "portrait.png").read_bytes()
@@ -20,33 +18,14 @@ MAX_UPLOAD = len(PORTRAIT) + 64_000  # room for the portrait, not for twice it
 
 @pytest.fixture(scope="module")
 def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    redis = start_lru_redis()
-    farm = start_coordinator(tmp_path_factory.mktemp("coordinator"), redis.url,
-                             {"TALKFARM_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)})
-    farm.token = create_key(farm, "facecheck", "standard")
-    try:
+    limits = {"TALKFARM_LIMITS__MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}
+    with coordinator_alone(tmp_path_factory.mktemp("coordinator"), limits, key=("facecheck", "standard")) as farm:
         yield farm
-    finally:
-        farm.process.kill()
-        farm.process.wait()
-        delete_broker_objects(farm.settings)
-        redis.process.terminate()
-        redis.process.wait()
 
 
 def check(farm: Farm, data: bytes, name: str = "photo.png", token: str | None = None):
     with farm.client(token=token) as client:
         return client.post("/v1/portraits/check", files={"portrait": (name, data)})
-
-
-def landscape_png() -> bytes:
-    """Sky over a field: no face anywhere."""
-    pixels = np.zeros((300, 400, 3), np.uint8)
-    pixels[:180] = np.linspace((120, 170, 250), (200, 225, 255), 180).astype(np.uint8)[:, None, :]
-    pixels[180:] = (60, 140, 50)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
 
 
 def test_the_portrait_has_a_face(coordinator: Farm) -> None:

@@ -26,7 +26,7 @@ from coordinator.store.repo import JobStore, make_engine
 from pipeline.app import stage_queues
 from pipeline.claims import TaskClaims
 from pipeline.dispatch import aged_priority
-from tests.farm import Farm, create_key, delete_broker_objects, free_port, start_coordinator, start_lru_redis
+from tests.farm import Farm, coordinator_alone, create_key, free_port
 
 pytestmark = pytest.mark.integration
 PORTRAIT = (Path(__file__).parents[1] / "data" / "portrait.png").read_bytes()
@@ -34,8 +34,7 @@ PORTRAIT = (Path(__file__).parents[1] / "data" / "portrait.png").read_bytes()
 
 @pytest.fixture(scope="module")
 def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    redis = start_lru_redis()
-    farm = start_coordinator(tmp_path_factory.mktemp("coordinator"), redis.url, {
+    with coordinator_alone(tmp_path_factory.mktemp("coordinator"), {
         "TALKFARM_BROKER__ADMISSION_BACKLOG": "6",
         "TALKFARM_STREAM_REPLIES": "false",  # one TTS message a job
         "TALKFARM_RELIABILITY__SWEEP_INTERVAL_SECONDS": "0.5",
@@ -44,15 +43,8 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
         "TALKFARM_AUTH__TIERS": json.dumps({"free": {"priority": 1, "max_jobs_in_flight": 50},
                                             "vip": {"priority": 8, "max_jobs_in_flight": 50}}),
         "TALKFARM_AUTH__DEFAULT_TIER": "free",
-    })
-    try:
+    }) as farm:
         yield farm
-    finally:
-        farm.process.kill()
-        farm.process.wait()
-        delete_broker_objects(farm.settings)
-        redis.process.terminate()
-        redis.process.wait()
 
 
 def submit(farm: Farm, token: str, text: str) -> httpx.Response:

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.farm import Farm, create_key, delete_broker_objects, start_coordinator, start_lru_redis
+from tests.farm import Farm, coordinator_alone
 
 pytestmark = pytest.mark.integration
 PORTRAIT = (Path(__file__).parents[1] / "data" / "portrait.png").read_bytes()
@@ -20,18 +20,9 @@ TARGET_SECONDS = 2.0
 
 @pytest.fixture(scope="module")
 def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    redis = start_lru_redis()
-    farm = start_coordinator(tmp_path_factory.mktemp("coordinator"), redis.url,
-                             {"TALKFARM_STREAM_REPLIES": "true", "TALKFARM_HLS_TARGET_SECONDS": str(TARGET_SECONDS)})
-    farm.token = create_key(farm, "web", "standard")
-    try:
+    settings = {"TALKFARM_STREAM_REPLIES": "true", "TALKFARM_HLS_TARGET_SECONDS": str(TARGET_SECONDS)}
+    with coordinator_alone(tmp_path_factory.mktemp("coordinator"), settings, key=("web", "standard")) as farm:
         yield farm
-    finally:
-        farm.process.kill()
-        farm.process.wait()
-        delete_broker_objects(farm.settings)
-        redis.process.terminate()
-        redis.process.wait()
 
 
 def test_the_page_and_all_it_loads_come_from_the_coordinator(coordinator: Farm) -> None:
