@@ -80,7 +80,6 @@ export async function follow(job) {
   if (done.transcript) $("transcript").textContent = done.transcript;
   if (done.reply) $("reply").textContent = done.reply;
   if (done.status === "succeeded") {
-    setStatus("succeeded", "Done.");
     const mp4 = await objectUrl(done.video_url);
     const download = $("download");
     download.href = mp4;
@@ -92,6 +91,7 @@ export async function follow(job) {
       video.play().catch(() => {});
     }
     addTurn(done, mp4);
+    setStatus("succeeded", "Done.");  // last: once it says so, the MP4 and the turn are there
   } else if (done.status === "cancelled") {
     setStatus("cancelled", wordsFor("cancelled"));
     for (const row of document.querySelectorAll('#progress li:not([data-state="done"])')) {
