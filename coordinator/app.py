@@ -21,6 +21,7 @@ from contracts.settings import Settings, get_settings
 from coordinator.api import ROUTERS
 from coordinator.bodylimit import BodyLimitMiddleware
 from coordinator.errors import install_handlers
+from coordinator.heap import freeze_startup_heap
 from coordinator.metrics import install_queue_collector
 from coordinator.metrics import router as metrics_router
 from coordinator.observe import ObserveMiddleware, configure_logging
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await asyncio.to_thread(AppState.start, settings, asyncio.get_running_loop())
         app.state.talkfarm = state
+        freeze_startup_heap()  # full collections then walk only what requests made, not the app itself
         try:
             yield
         finally:

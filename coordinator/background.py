@@ -28,6 +28,7 @@ from cache.store import video_cache
 from contracts.artifacts import ArtifactStore
 from contracts.settings import Settings
 from coordinator.events import EventConsumer
+from coordinator.heap import freeze_startup_heap
 from coordinator.maintenance import Maintenance
 from coordinator.notify import JobNotifier
 from coordinator.store import migrate
@@ -83,7 +84,9 @@ class Background:
         """Start everything and beat until ``stop``."""
         self.consumer.start()
         self.maintenance.start()
-        log.info("background process started: event consumer, sweeper, retention")
+        frozen = freeze_startup_heap()
+        log.info("background process started: event consumer, sweeper, retention (%d start-up objects frozen)",
+                 frozen)
         while not self._stop.is_set():
             self.beat()
             self._stop.wait(self.settings.coordinator.heartbeat_seconds)
