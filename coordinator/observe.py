@@ -5,7 +5,8 @@ request (or starts a trace), binds the trace ID to the log context of everything
 the request does (threads started with ``asyncio.to_thread`` included; a route
 adds the job's IDs with ``contracts.logs.bind``), answers with the request's own
 ``traceparent``, counts the request and times it by route template
-(``/v1/jobs/{job_id}``, never the ID itself) and status, and writes one access line
+(``/v1/jobs/{job_id}``, never the ID itself) and status — to the last part of the
+answer's body, so a response's background task (a submit's publish) is not counted — and writes one access line
 (``coordinator.http``) in place of uvicorn's. A job submitted in the request takes
 the trace with it (``current_trace``: the job payload's ``traceparent``).
 """
@@ -74,20 +75,23 @@ class ObserveMiddleware:
         token = _trace.set(trace)
         status = 500
         started = time.perf_counter()
+        answered: float | None = None  # when the body's last part went out; a response's background task runs after
 
         async def send_traced(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"traceparent", trace.traceparent.encode())]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = time.perf_counter()
 
         with log_context(trace_id=trace.trace_id, span_id=trace.parent_id):
             try:
                 await self.app(scope, receive, send_traced)
             finally:
-                seconds = time.perf_counter() - started
+                seconds = (answered or time.perf_counter()) - started
                 route = route_template(scope)
                 observe_request(scope["method"], route, status, seconds)
                 params = scope.get("path_params") or {}
