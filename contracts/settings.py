@@ -285,6 +285,11 @@ class CoordinatorSettings(BaseModel):
     # the heartbeat may be before `/readyz` says the event consumer is down.
     heartbeat_seconds: float = 5.0
     heartbeat_timeout_seconds: float = 20.0
+    # How long an idle keep-alive connection stays open (uvicorn's `--timeout-keep-alive`; its own default is
+    # 5 s). Longer than a proxy's or a client's idle time (nginx and most load balancers: 60 s), so the
+    # client side closes first: a server closing a connection the client is just reusing breaks that
+    # request, and clients do not retry a POST.
+    keep_alive_seconds: int = Field(default=75, ge=1)
 
 
 class LimitSettings(BaseModel):

@@ -79,7 +79,8 @@ def metrics_env(settings: Settings, fresh: bool = True) -> dict[str, str]:
 def coordinator_command(settings: Settings, host: str, port: int) -> list[str]:
     """uvicorn serving the API with ``coordinator.workers`` processes."""
     command = [sys.executable, "-m", "uvicorn", "coordinator.app:create_app", "--factory",
-               "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"]
+               "--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5",
+               "--timeout-keep-alive", str(settings.coordinator.keep_alive_seconds)]
     if settings.coordinator.workers > 1:
         command += ["--workers", str(settings.coordinator.workers)]
     return command

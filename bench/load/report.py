@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 QUANTILES = (50, 95, 99)
+SERVER_HISTOGRAM = "talkfarm_http_request_duration_seconds"
 
 
 @dataclass
@@ -83,6 +85,30 @@ def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
             "max": round(float(data.max()), 4)}
 
 
+def server_submits(metrics_text: str) -> dict[str, Any]:
+    """The coordinator's own time for ``POST /v1/jobs`` from its ``/metrics`` text (every status): ``n``, the
+    share answered within each bucket bound, and ``p99_at_most``, the smallest bound holding 99 % of them
+    (None when more than 1 % took longer than the largest). Set against the users' times it tells the
+    coordinator's share of a slow submit from the client's and the network's."""
+    counts: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != SERVER_HISTOGRAM:
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if (sample.name.endswith("_bucket") and labels.get("method") == "POST"
+                    and labels.get("route") == "/v1/jobs"):
+                bound = float(labels["le"])
+                counts[bound] = counts.get(bound, 0.0) + sample.value
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {"n": 0, "within": {}, "p99_at_most": None}
+    bounds = sorted(bound for bound in counts if bound != float("inf"))
+    within = {f"{bound:g}": round(counts[bound] / total, 4) for bound in bounds}
+    p99 = next((bound for bound in bounds if counts[bound] >= 0.99 * total), None)
+    return {"n": int(total), "within": within, "p99_at_most": p99}
+
+
 def errors_by_code(jobs: Sequence[JobRecord], others: Sequence[RequestError]) -> Counter[str]:
     """Every error seen, as ``WHERE STATUS CODE``: refused submits, failed jobs, other requests."""
     counted: Counter[str] = Counter()
@@ -97,9 +123,9 @@ def errors_by_code(jobs: Sequence[JobRecord], others: Sequence[RequestError]) ->
 
 
 def summarize(jobs: Sequence[JobRecord], others: Sequence[RequestError], queues: Sequence[dict[str, float]],
-              store: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+              store: dict[str, Any], run: dict[str, Any], server: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run's figures. ``store``: the store check (``accepted``, ``by_status``, ``lost``, ``stuck``);
-    ``run``: what was asked (users, backends, …), copied into the summary."""
+    ``run``: what was asked (users, backends, …), copied into the summary; ``server``: ``server_submits``."""
     accepted = [job for job in jobs if job.accepted]
     succeeded = [job for job in accepted if job.outcome == "succeeded"]
     seconds = float(run.get("seconds") or 0.0)
@@ -112,6 +138,7 @@ def summarize(jobs: Sequence[JobRecord], others: Sequence[RequestError], queues:
         "submit_s": {"all": percentiles(job.submit_s for job in jobs if job.status),
                      **{upload: percentiles(job.submit_s for job in jobs if job.status and job.upload == upload)
                         for upload in ("avatar", "fresh")}},
+        "submit_server": server or {"n": 0, "within": {}, "p99_at_most": None},
         "e2e_s": {kind: percentiles(job.e2e_s for job in succeeded if job.kind == kind and job.e2e_s is not None)
                   for kind in ("speak", "chat")},
         "first_segment_s": percentiles(job.first_segment_s for job in succeeded if job.first_segment_s is not None),
@@ -183,6 +210,12 @@ def print_table(summary: dict[str, Any]) -> None:
     for measure, found in latency_rows(summary):
         print(f"  {measure:<20} {found['n']:>6} {_ms(found['p50']):>8} {_ms(found['p95']):>8} "
               f"{_ms(found['p99']):>8} {_ms(found['max']):>8}")
+    server = summary.get("submit_server") or {}
+    if server.get("n"):
+        within = server["within"]
+        print(f"  submit, the coordinator's own time ({server['n']}, from /metrics): "
+              f"{100 * within.get('0.05', 0):.1f} % within 50 ms, {100 * within.get('0.1', 0):.1f} % within 100 ms, "
+              f"p99 at most {_ms(server['p99_at_most'])} ms")
     print("\n  errors: " + (", ".join(f"{code}: {n}" for code, n in summary["errors"].items()) or "none"))
     depths = summary["queue_depth"].items()
     print("  queue depth max/mean: " + ", ".join(f"{stage} {d['max']}/{d['mean']}" for stage, d in depths))

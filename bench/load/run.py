@@ -36,7 +36,7 @@ from sqlalchemy import select
 from bench.farm_up import BACKENDS, DATABASES, start_farm
 from bench.load.plots import write_plots
 from bench.load.queues import QueueSampler
-from bench.load.report import print_table, read_records, summarize, write_csv
+from bench.load.report import print_table, read_records, server_submits, summarize, write_csv
 from coordinator.store.models import JobRow
 from coordinator.store.repo import TERMINAL, make_engine
 from pipeline.stages import STAGE_NAMES
@@ -121,6 +121,9 @@ def load_run(args: argparse.Namespace, farm: FaultFarm, tmp: Path) -> dict[str, 
     with QueueSampler(farm.settings) as sampler:
         started = time.time()
         status = run_locust(args, farm.url, config, out)
+        with farm.client() as client:  # the coordinator's own view of the submits, before the farm goes
+            metrics = client.get("/metrics")
+        server = server_submits(metrics.text) if metrics.status_code == 200 else None
         jobs, others = read_records(records)
         store = check_store(farm, [job.job_id for job in jobs if job.accepted and job.job_id], args.grace)
         seconds = time.time() - started
@@ -134,7 +137,7 @@ def load_run(args: argparse.Namespace, farm: FaultFarm, tmp: Path) -> dict[str, 
            # The machine is shared: its load (1, 5, 15 minutes) before and after says how much.
            "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
            "load_after": [round(x, 2) for x in os.getloadavg()]}
-    summary = summarize(jobs, others, sampler.samples, store, run)
+    summary = summarize(jobs, others, sampler.samples, store, run, server)
     write_csv(out, jobs, sampler.samples, summary)
     write_plots(out, jobs, sampler.samples, started, seconds, ramp(args.users, args.spawn_rate, seconds), run)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

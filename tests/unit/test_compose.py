@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contracts.settings import CoordinatorSettings, Settings
+from coordinator.farm import coordinator_command
+
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +97,21 @@ def test_monitoring_profile_starts_prometheus_and_grafana():
     targets = {t.split(":")[0] for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
     assert targets == {"coordinator", *(f"worker-{stage}" for stage in ("asr", "llm", "tts", "animation"))}
     assert targets <= set(services)
+
+
+def _keep_alive(command: list[str]) -> str:
+    return command[command.index("--timeout-keep-alive") + 1]
+
+
+def test_every_coordinator_keeps_idle_connections_as_long_as_the_settings_say():
+    """uvicorn's own 5 s would close connections a client is about to reuse (a broken POST); compose,
+    Kubernetes and ``talkfarm-admin farm`` all give the coordinator's ``keep_alive_seconds``."""
+    wanted = str(CoordinatorSettings().keep_alive_seconds)
+    compose = config("docker-compose.yml")["services"]["coordinator"]["command"]
+    deployment = next(doc for doc in yaml.safe_load_all((ROOT / "deploy/k8s/base/coordinator.yaml").read_text())
+                      if doc and doc.get("kind") == "Deployment")
+    k8s = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    farm = coordinator_command(Settings(), "127.0.0.1", 8000)
+    assert _keep_alive(compose) == _keep_alive(k8s) == _keep_alive(farm) == wanted
+    custom = Settings(coordinator=CoordinatorSettings(keep_alive_seconds=120))
+    assert _keep_alive(coordinator_command(custom, "127.0.0.1", 8000)) == "120"

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.load.report import JobRecord, RequestError, errors_by_code, percentiles, read_records, summarize, write_csv
+from bench.load.report import (
+    JobRecord,
+    RequestError,
+    errors_by_code,
+    percentiles,
+    read_records,
+    server_submits,
+    summarize,
+    write_csv,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +102,33 @@ def test_records_file_round_trip(tmp_path: Path) -> None:
     found, others = read_records(path)
     assert found == jobs() and others == [error]
     assert read_records(tmp_path / "missing.jsonl") == ([], [])
+
+
+METRICS = """\
+# HELP talkfarm_http_request_duration_seconds Time to answer an HTTP request
+# TYPE talkfarm_http_request_duration_seconds histogram
+talkfarm_http_request_duration_seconds_bucket{le="0.05",method="POST",route="/v1/jobs"} 90.0
+talkfarm_http_request_duration_seconds_bucket{le="0.1",method="POST",route="/v1/jobs"} 99.0
+talkfarm_http_request_duration_seconds_bucket{le="0.25",method="POST",route="/v1/jobs"} 100.0
+talkfarm_http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/v1/jobs"} 100.0
+talkfarm_http_request_duration_seconds_count{method="POST",route="/v1/jobs"} 100.0
+talkfarm_http_request_duration_seconds_sum{method="POST",route="/v1/jobs"} 3.5
+talkfarm_http_request_duration_seconds_bucket{le="0.05",method="GET",route="/v1/jobs/{job_id}"} 1.0
+talkfarm_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/v1/jobs/{job_id}"} 500.0
+"""
+
+
+def test_server_submits_reads_the_coordinators_histogram_of_submits_only() -> None:
+    found = server_submits(METRICS)
+    assert found["n"] == 100
+    assert found["within"] == {"0.05": 0.9, "0.1": 0.99, "0.25": 1.0}
+    assert found["p99_at_most"] == 0.1
+
+
+def test_server_submits_without_submits_or_past_the_largest_bound() -> None:
+    assert server_submits("") == {"n": 0, "within": {}, "p99_at_most": None}
+    slow = METRICS.replace('le="0.25",method="POST",route="/v1/jobs"} 100.0',
+                           'le="0.25",method="POST",route="/v1/jobs"} 98.0')
+    slow = slow.replace('le="0.1",method="POST",route="/v1/jobs"} 99.0',
+                        'le="0.1",method="POST",route="/v1/jobs"} 97.0')
+    assert server_submits(slow)["p99_at_most"] is None
