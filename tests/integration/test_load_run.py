@@ -51,6 +51,9 @@ def test_tiny_load_run_loses_no_job(farm: FaultFarm, tmp_path: Path) -> None:
     assert store["by_status"] == {"succeeded": summary["jobs"]["accepted"]}, store
     assert summary["jobs"]["succeeded_seen"] == summary["jobs"]["accepted"]
     assert summary["errors"] == {}
+    # The coordinator's own clock saw every submit (its /metrics histogram, read before the farm went).
+    assert summary["submit_server"]["n"] >= summary["jobs"]["submitted"]
+    assert summary["submit_server"]["within"]["30"] == 1.0
     # Followed by SSE: the events were stored by the background process and woke the stream on whichever
     # HTTP process held it; a lost wake-up would cost a stream its fallback look.
     assert summary["first_segment_s"]["n"] == summary["jobs"]["accepted"]
