@@ -46,7 +46,7 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_SECONDS = Histogram(
     "talkfarm_http_request_duration_seconds",
-    "Time to answer an HTTP request (to the end of the body), by method and route template",
+    "Time to answer an HTTP request (to the last byte of the body), by method and route template",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
