@@ -38,7 +38,7 @@ from typing import Any, Callable, Self
 
 import numpy as np
 
-from bench.farm_up import start_farm
+from bench.farm_up import BENCH_TIER, start_farm
 from contracts.audio import wav_bytes
 from contracts.settings import Settings
 from tests.conftest import DATA
@@ -100,10 +100,10 @@ def requests_of(client_no: int, speech: Callable[[str, float], bytes]) -> Callab
     return request
 
 
-def run_client(client_no: int, farm: FaultFarm, portrait: bytes, until: float, tally: Tally,
+def run_client(client_no: int, farm: FaultFarm, token: str, portrait: bytes, until: float, tally: Tally,
                speech: Callable[[str, float], bytes]) -> None:
     request = requests_of(client_no, speech)
-    with farm.client(timeout=60) as client:
+    with farm.client(timeout=60, token=token) as client:
         for n in itertools.count():
             if time.monotonic() >= until:
                 return
@@ -192,18 +192,19 @@ def soak(args: argparse.Namespace, tmp: Path, stack: ExitStack) -> dict[str, Any
     speech = tone_speech if args.backends == "standin" else model_speech
     portrait = (DATA / "portrait.png").read_bytes()
     tally = Tally()
+    token = farm.create_key("soak", BENCH_TIER)  # the clients' quotas do not refuse the run
     load_before = os.getloadavg()
     with MemoryWatch(farm) as watch:
         start_memory = watch.sample()
         started = time.monotonic()
         until = started + args.minutes * 60
-        clients = [threading.Thread(target=run_client, args=(i, farm, portrait, until, tally, speech))
+        clients = [threading.Thread(target=run_client, args=(i, farm, token, portrait, until, tally, speech))
                    for i in range(args.clients)]
         for thread in clients:
             thread.start()
         for thread in clients:
             thread.join()
-        with farm.client() as client:
+        with farm.client(token=token) as client:  # the jobs are the soak key's: another key would not see them
             report = await_jobs(client, tally.accepted, args.grace, interval=0.5)
         elapsed = time.monotonic() - started
         end_memory = watch.sample()

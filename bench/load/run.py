@@ -5,7 +5,7 @@
 
 Starts a whole farm on private services (``bench.farm_up``) with the stand-in
 backends (the farm's own limits: coordinator, broker, stores, hand-on) or the
-embedded models (what the models allow), makes API keys of a ``load`` tier whose
+embedded models (what the models allow), makes API keys of the ``bench`` tier whose
 quotas do not refuse the run, and runs ``locust --headless`` with the users of
 ``bench.load.scenario`` for the given time while a thread samples the queue depths
 every second. Users still following a job at the end are given ``--grace`` seconds
@@ -33,29 +33,23 @@ from typing import Any, Sequence
 
 from sqlalchemy import select
 
-from bench.farm_up import BACKENDS, DATABASES, start_farm
+from bench.farm_up import BACKENDS, BENCH_TIER, DATABASES, start_farm
 from bench.load.plots import write_plots
 from bench.load.queues import QueueSampler
 from bench.load.report import print_table, read_records, server_submits, summarize, write_csv
 from coordinator.store.models import JobRow
 from coordinator.store.repo import TERMINAL, make_engine
 from pipeline.stages import STAGE_NAMES
-from tests.conftest import DATA, FARM_LIMITS, fresh_portrait
+from tests.conftest import DATA, fresh_portrait
 from tests.faults.farm import FaultFarm
 
 SCENARIO = Path(__file__).with_name("scenario.py")
 PORTRAIT_VARIANTS = 8
-# A tier no load run reaches the limits of: the run measures the farm, not the quotas.
-LOAD_TIER = {"requests_per_minute": 1_000_000, "burst": 100_000, "max_jobs_in_flight": 100_000,
-             "upload_bytes_per_day": 10**13, "max_event_streams": 100_000, "priority": 4}
 
 
 def farm_settings(args: argparse.Namespace) -> dict[str, str]:
-    """The run's settings on top of the tests' limits: the ``load`` tier, the coordinator's shape, the
-    workers' priority."""
-    tiers = {**json.loads(FARM_LIMITS["TALKFARM_AUTH__TIERS"]), "load": LOAD_TIER}
-    return {"TALKFARM_AUTH__TIERS": json.dumps(tiers),
-            "TALKFARM_COORDINATOR__WORKERS": str(args.coordinator_workers),
+    """The run's settings on top of the tests' limits: the coordinator's shape, the workers' priority."""
+    return {"TALKFARM_COORDINATOR__WORKERS": str(args.coordinator_workers),
             "TALKFARM_COORDINATOR__BACKGROUND": args.background,
             "TALKFARM_COORDINATOR__PUBLISH_AFTER_ANSWER": str(args.publish == "after-answer").lower(),
             **{f"TALKFARM_{stage.upper()}__NICE": str(args.worker_nice) for stage in STAGE_NAMES}}
@@ -106,7 +100,7 @@ def load_run(args: argparse.Namespace, farm: FaultFarm, tmp: Path) -> dict[str, 
     """Locust's users against ``farm`` as ``args`` say, the store check, and the report in ``args.out``."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    tokens = [farm.create_key(f"load-{i}", "load") for i in range(args.keys)]
+    tokens = [farm.create_key(f"load-{i}", BENCH_TIER) for i in range(args.keys)]
     portraits = []
     source = (DATA / "portrait.png").read_bytes()
     for i in range(PORTRAIT_VARIANTS):
