@@ -138,7 +138,7 @@ def summarize(jobs: Sequence[JobRecord], others: Sequence[RequestError], queues:
         "submit_s": {"all": percentiles(job.submit_s for job in jobs if job.status),
                      **{upload: percentiles(job.submit_s for job in jobs if job.status and job.upload == upload)
                         for upload in ("avatar", "fresh")}},
-        "submit_server": server or {"n": 0, "within": {}, "p99_at_most": None},
+        "submit_server": server or server_submits(""),  # none read: the empty view
         "e2e_s": {kind: percentiles(job.e2e_s for job in succeeded if job.kind == kind and job.e2e_s is not None)
                   for kind in ("speak", "chat")},
         "first_segment_s": percentiles(job.first_segment_s for job in succeeded if job.first_segment_s is not None),
