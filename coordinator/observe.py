@@ -91,7 +91,7 @@ class ObserveMiddleware:
             try:
                 await self.app(scope, receive, send_traced)
             finally:
-                seconds = (answered or time.perf_counter()) - started
+                seconds = (answered if answered is not None else time.perf_counter()) - started
                 route = route_template(scope)
                 observe_request(scope["method"], route, status, seconds)
                 params = scope.get("path_params") or {}
